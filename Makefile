@@ -1,0 +1,78 @@
+# The course's commands. Each target sets up what it needs (.venv with the
+# pinned versions of constraints.txt and aigc_utils in editable mode).
+#   make book   build the website (committed outputs, warnings are errors)
+#   make test   everything CI runs: unit tests, notebooks re-executed under
+#               nbval, notebook integrity and freshness, the book, the browser test
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+NOTEBOOKS := $(shell find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
+NB ?= $(NOTEBOOKS)
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+
+# Offline machines keep the data next to the project; readers download it.
+ifneq ($(wildcard ../shared/data),)
+export AIGC_DATA_DIR ?= $(abspath ../shared/data)
+endif
+export PYTHONHASHSEED := 0
+
+.PHONY: help setup book test check unit notebooks integrity browser execute lab lint clean distclean
+
+help:
+	@echo "make book     build the website into _build/html"
+	@echo "make test     run every test (what CI runs)"
+	@echo "make check    quick tier: unit tests, notebook integrity, book, browser test"
+	@echo "make execute NB=notebooks/.../x.ipynb   re-execute notebooks in place"
+	@echo "make lab      open JupyterLab"
+	@echo "make clean    remove build outputs (distclean also removes .venv)"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
+	touch $@
+
+book: $(STAMP)
+	rm -rf _build/html
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going --builder html
+	@echo "The book is at file://$(abspath _build/html/index.html)"
+
+unit: $(STAMP)
+	$(PYTEST) tests -m "not browser" --cov=aigc_utils --cov-report=term \
+		--cov-fail-under=90 --durations=10
+
+integrity: $(STAMP)
+	$(BIN)/python tools/nbtools.py check
+
+notebooks: $(STAMP)
+	$(PYTEST) --nbval-lax --nbval-sanitize-with tools/nbval_sanitize.cfg \
+		--nbval-cell-timeout=1800 --durations=0 $(NOTEBOOKS)
+
+browser: $(STAMP)
+	$(PYTEST) tests -m browser -v
+
+test: unit integrity notebooks book browser
+
+check: unit integrity book browser
+
+execute: $(STAMP)
+	$(BIN)/python tools/nbtools.py execute $(NB)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab
+
+lint: $(STAMP)
+	$(BIN)/ruff check aigc_utils tests tools _ext
+	$(BIN)/ruff format --check aigc_utils tests tools _ext
+
+clean:
+	rm -rf _build .pytest_cache .coverage htmlcov
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

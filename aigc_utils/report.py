@@ -1,0 +1,68 @@
+"""Stating measured numbers as gates: a chapter's claims that CI re-checks.
+
+Each model chapter ends with lines such as::
+
+    gate("vae_test_neg_elbo", neg_elbo, at_most=105.0)
+
+which prints ``metric vae_test_neg_elbo = 104.2 (gate <= 105.0) ok`` and raises
+``AssertionError`` with the same line ending in ``FAILED`` when the number misses
+its threshold, so a regression fails the notebook run in CI.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _fmt(x: float) -> str:
+    """Four significant digits; a whole number keeps one decimal (``105.0``)."""
+    text = f"{x:.4g}"
+    return text if any(c in text for c in ".enia") else text + ".0"
+
+
+def gate(
+    name: str,
+    value: float,
+    *,
+    at_most: float | None = None,
+    at_least: float | None = None,
+) -> None:
+    """Print a measured metric with its threshold; raise if it misses it.
+
+    Args:
+        name: ``snake_case`` metric name, ``<family>_<metric>`` by convention.
+        value: the measured number (a Python number or 0-d tensor).
+        at_most: the largest acceptable value.
+        at_least: the smallest acceptable value. Give one or both bounds.
+
+    Raises:
+        ValueError: bad name, no bound, or bounds that exclude everything.
+        AssertionError: the value misses the gate (or is NaN).
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"metric name must be snake_case, got {name!r}")
+    if at_most is None and at_least is None:
+        raise ValueError(f"gate {name!r} needs at_most, at_least or both")
+    if at_most is not None and at_least is not None and at_least > at_most:
+        raise ValueError(f"gate {name!r}: at_least {at_least} > at_most {at_most}")
+    is_int = isinstance(value, int) or (
+        hasattr(value, "is_floating_point") and not value.is_floating_point()
+    )
+    value = float(value)
+    if at_most is not None and at_least is not None:
+        bound = f"in [{_fmt(at_least)}, {_fmt(at_most)}]"
+    elif at_most is not None:
+        bound = f"<= {_fmt(at_most)}"
+    else:
+        bound = f">= {_fmt(at_least)}"  # type: ignore[arg-type]
+    ok = not math.isnan(value)
+    ok = ok and (at_most is None or value <= at_most)
+    ok = ok and (at_least is None or value >= at_least)
+    shown = str(int(value)) if is_int else _fmt(value)
+    line = f"metric {name} = {shown} (gate {bound}) {'ok' if ok else 'FAILED'}"
+    print(line)
+    if not ok:
+        raise AssertionError(line)

@@ -1,0 +1,223 @@
+"""Execute the course notebooks and check that what is committed can be trusted.
+
+    python tools/nbtools.py execute notebooks/00_start/getting_started.ipynb
+    python tools/nbtools.py check            # every notebook
+    python tools/nbtools.py setup-cell       # print the standard first cell
+
+``execute`` runs a notebook top to bottom in a fresh kernel and writes it back
+with its outputs, the SHA-256 of its code cells and its wall time in the
+notebook metadata (``metadata.aigc``). It is the only sanctioned way to produce
+committed outputs.
+
+``check`` reads the committed files without running them and reports:
+every code cell executed, in order, in one run; no error outputs; the first
+code cell is the standard setup cell (with the repository named in
+``_config.yml``); the code still hashes to what was executed (freshness); every
+notebook is in ``_toc.yml`` and every ``_toc.yml`` entry exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+META_KEY = "aigc"
+
+SETUP_CELL = """\
+# Standard setup (the same first cell in every chapter): on Colab, install the
+# course's helper package; then pick the device and seed everything.
+try:
+    import aigc_utils
+except ImportError:
+    %pip install -q "aigc_utils @ git+{repo_url}@{branch}"
+    import aigc_utils
+from aigc_utils.runtime import describe_environment, get_device, seed_everything
+
+device = get_device()
+seed_everything(0)
+print(describe_environment(device))"""
+
+
+def book_config(root: Path = ROOT) -> dict:
+    return yaml.safe_load((root / "_config.yml").read_text())
+
+
+def setup_cell(root: Path = ROOT) -> str:
+    """The standard first code cell, with the repository from ``_config.yml``."""
+    repo = book_config(root)["repository"]
+    return SETUP_CELL.format(repo_url=repo["url"], branch=repo.get("branch", "main"))
+
+
+def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def code_hash(nb: nbformat.NotebookNode) -> str:
+    """SHA-256 over the source of every non-empty code cell, in order."""
+    sources = [c.source for c in code_cells(nb)]
+    return hashlib.sha256(json.dumps(sources).encode()).hexdigest()
+
+
+def notebooks(root: Path = ROOT) -> list[Path]:
+    return sorted(
+        p
+        for p in (root / "notebooks").rglob("*.ipynb")
+        if ".ipynb_checkpoints" not in p.parts
+    )
+
+
+def toc_files(root: Path = ROOT) -> list[str]:
+    """Every ``file:`` entry of ``_toc.yml`` (without extension), in order."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    found.append(node[key])
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(yaml.safe_load((root / "_toc.yml").read_text()))
+    return found
+
+
+# ---------------------------------------------------------------------------
+# execute
+
+
+def execute(path: Path, timeout: int = 1800) -> float:
+    """Run ``path`` top to bottom in a fresh kernel and save it with outputs."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False,
+        coalesce_streams=True,  # and apply carriage returns (progress bars)
+    )
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    nb.metadata[META_KEY] = {
+        "code_sha256": code_hash(nb),
+        "wall_seconds": round(seconds, 1),
+    }
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
+    nbformat.write(nb, path)
+    return seconds
+
+
+# ---------------------------------------------------------------------------
+# check
+
+
+def check_notebook(path: Path, root: Path = ROOT) -> list[str]:
+    """Problems of one committed notebook; empty when it can be trusted."""
+    rel = path.relative_to(root) if path.is_relative_to(root) else path
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a problem
+        return [f"{rel}: not a readable notebook ({err})"]
+    problems: list[str] = []
+    cells = code_cells(nb)
+    if not cells:
+        return [f"{rel}: has no code cells"]
+    if cells[0].source.strip() != setup_cell(root).strip():
+        problems.append(
+            f"{rel}: the first code cell is not the standard setup cell "
+            "(python tools/nbtools.py setup-cell prints it; its repository URL "
+            "comes from _config.yml)"
+        )
+    counts = [c.get("execution_count") for c in cells]
+    if any(n is None for n in counts):
+        problems.append(f"{rel}: {counts.count(None)} code cell(s) never executed")
+    elif counts != list(range(1, len(counts) + 1)):
+        problems.append(
+            f"{rel}: cells were not executed top to bottom in one fresh run "
+            f"(execution counts {counts[:8]}...); run make execute NB={rel}"
+        )
+    for i, cell in enumerate(cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                problems.append(f"{rel}: code cell {i + 1} has an error output")
+    meta = nb.metadata.get(META_KEY, {})
+    if "code_sha256" not in meta:
+        problems.append(f"{rel}: never executed with make execute (no code hash)")
+    elif meta["code_sha256"] != code_hash(nb):
+        problems.append(
+            f"{rel}: stale outputs: the code changed after it was executed; "
+            f"run make execute NB={rel}"
+        )
+    return problems
+
+
+def check_toc(root: Path = ROOT) -> list[str]:
+    problems = []
+    entries = toc_files(root)
+    for entry in entries:
+        if not any((root / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")):
+            problems.append(f"_toc.yml names {entry!r} but no such .md or .ipynb")
+    listed = set(entries)
+    for nb in notebooks(root):
+        key = nb.relative_to(root).with_suffix("").as_posix()
+        if key not in listed:
+            problems.append(f"{key}.ipynb is not in _toc.yml")
+    return problems
+
+
+def check(paths: list[Path], root: Path = ROOT) -> list[str]:
+    problems = check_toc(root)
+    for path in paths:
+        problems += check_notebook(path, root)
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("execute", help="run notebooks in place, saving outputs")
+    ex.add_argument("paths", nargs="+", type=Path)
+    ch = sub.add_parser("check", help="integrity and freshness of notebooks")
+    ch.add_argument("paths", nargs="*", type=Path)
+    sub.add_parser("setup-cell", help="print the standard first code cell")
+    args = parser.parse_args(argv)
+
+    if args.command == "setup-cell":
+        print(setup_cell())
+        return 0
+    if args.command == "execute":
+        for path in args.paths:
+            print(f"executing {path} ...", flush=True)
+            seconds = execute(path.resolve())
+            print(f"  {path}: {seconds:.1f} s", flush=True)
+        return 0
+    paths = [p.resolve() for p in args.paths] or notebooks()
+    problems = check(paths)
+    for problem in problems:
+        print(problem)
+    print(f"checked {len(paths)} notebook(s): {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
