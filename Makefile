@@ -19,13 +19,14 @@ export AIGC_DATA_DIR ?= $(abspath ../shared/data)
 endif
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup book test check unit notebooks integrity browser execute lab lint clean distclean
+.PHONY: help setup book test check unit notebooks integrity browser execute timings lab lint clean distclean
 
 help:
 	@echo "make book     build the website into _build/html"
 	@echo "make test     run every test (what CI runs)"
 	@echo "make check    quick tier: unit tests, notebook integrity, book, browser test"
 	@echo "make execute NB=notebooks/.../x.ipynb   re-execute notebooks in place"
+	@echo "make timings  how long each notebook takes to run"
 	@echo "make lab      open JupyterLab"
 	@echo "make clean    remove build outputs (distclean also removes .venv)"
 
@@ -62,6 +63,9 @@ check: unit integrity book browser
 
 execute: $(STAMP)
 	$(BIN)/python tools/nbtools.py execute $(NB)
+
+timings: $(STAMP)
+	$(BIN)/python tools/nbtools.py timings
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab

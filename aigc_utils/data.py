@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
@@ -144,7 +145,10 @@ def _download(url: str, target: Path, resource: Resource, timeout: float) -> Non
             urllib.request.urlopen(url, timeout=timeout) as response,
         ):
             expected = response.headers.get("Content-Length")
-            shutil.copyfileobj(response, out)
+            try:
+                shutil.copyfileobj(response, out)
+            except http.client.IncompleteRead as err:
+                raise ChecksumError(f"{url} closed the connection early") from err
             received = out.tell()
         if expected is not None and int(expected) != received:
             raise ChecksumError(
@@ -193,7 +197,7 @@ def fetch(resource: Resource, *, download: bool = True, timeout: float = 60.0) -
             except ChecksumError as err:
                 corrupt = True
                 failures.append(f"  {url}: {err}")
-            except (urllib.error.URLError, OSError) as err:
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
                 failures.append(f"  {url}: {err}")
     where = (
         f"{DATA_DIR_ENV}={data_dir!r} has no {resource.relpath}"

@@ -3,6 +3,7 @@
     python tools/nbtools.py execute notebooks/00_start/getting_started.ipynb
     python tools/nbtools.py check            # every notebook
     python tools/nbtools.py setup-cell       # print the standard first cell
+    python tools/nbtools.py timings          # how long each notebook runs
 
 ``execute`` runs a notebook top to bottom in a fresh kernel and writes it back
 with its outputs, the SHA-256 of its code cells and its wall time in the
@@ -200,10 +201,21 @@ def main(argv: list[str] | None = None) -> int:
     ch = sub.add_parser("check", help="integrity and freshness of notebooks")
     ch.add_argument("paths", nargs="*", type=Path)
     sub.add_parser("setup-cell", help="print the standard first code cell")
+    sub.add_parser("timings", help="table of each notebook's recorded run time")
     args = parser.parse_args(argv)
 
     if args.command == "setup-cell":
         print(setup_cell())
+        return 0
+    if args.command == "timings":
+        total = 0.0
+        print("| notebook | seconds (last make execute) |\n| --- | ---: |")
+        for path in notebooks():
+            seconds = nbformat.read(path, as_version=4).metadata.get(META_KEY, {})
+            seconds = seconds.get("wall_seconds", float("nan"))
+            total += seconds
+            print(f"| {path.relative_to(ROOT)} | {seconds:.0f} |")
+        print(f"| all | {total:.0f} |")
         return 0
     if args.command == "execute":
         for path in args.paths:

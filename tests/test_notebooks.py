@@ -1,0 +1,141 @@
+"""The committed notebooks can be trusted: integrity, freshness, table of contents,
+and the Colab install URL. Each check is also shown to fail when it should."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import nbtools  # noqa: E402
+
+NOTEBOOKS = nbtools.notebooks()
+
+
+def test_there_are_notebooks() -> None:
+    assert any(p.name == "getting_started.ipynb" for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_is_executed_fresh_and_clean(path: Path) -> None:
+    assert nbtools.check_notebook(path) == []
+
+
+def test_toc_and_notebooks_match() -> None:
+    assert nbtools.check_toc() == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_setup_cell_installs_from_the_configured_repository(path: Path) -> None:
+    repo = nbtools.book_config()["repository"]
+    first = nbtools.code_cells(nbformat.read(path, as_version=4))[0].source
+    urls = re.findall(r"git\+(\S+?)@(\w[\w.-]*)\"", first)
+    assert urls == [(repo["url"], repo["branch"])]
+
+
+# ------------------------------------------------ the checks can fail
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> Path:
+    """A copy of the book's config with the getting-started notebook in it."""
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    src = ROOT / "notebooks" / "00_start" / "getting_started.ipynb"
+    dst = tmp_path / "notebooks" / "00_start" / "getting_started.ipynb"
+    dst.parent.mkdir(parents=True)
+    shutil.copy(src, dst)
+    (tmp_path / "book").mkdir()
+    for entry in nbtools.toc_files(tmp_path):
+        target = tmp_path / f"{entry}.md"
+        if not (tmp_path / f"{entry}.ipynb").exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("# page\n")
+    toc = (tmp_path / "_toc.yml").read_text()
+    kept = [
+        line
+        for line in toc.splitlines()
+        if "notebooks/" not in line or "getting_started" in line
+    ]
+    (tmp_path / "_toc.yml").write_text("\n".join(kept) + "\n")
+    assert nbtools.check([dst], tmp_path) == []
+    return tmp_path
+
+
+def nb_path(book: Path) -> Path:
+    return book / "notebooks" / "00_start" / "getting_started.ipynb"
+
+
+def edit(book: Path, change) -> list[str]:
+    path = nb_path(book)
+    nb = nbformat.read(path, as_version=4)
+    change(nb)
+    nbformat.write(nb, path)
+    return nbtools.check([path], book)
+
+
+def test_freshness_fails_on_an_edited_cell(book: Path) -> None:
+    def change(nb):
+        (cell,) = [c for c in nbtools.code_cells(nb) if "epochs=5" in c.source]
+        cell.source = cell.source.replace("epochs=5", "epochs=6")
+
+    problems = edit(book, change)
+    assert len(problems) == 1 and "stale outputs" in problems[0]
+
+
+def test_integrity_fails_on_unexecuted_cell(book: Path) -> None:
+    problems = edit(
+        book, lambda nb: nbtools.code_cells(nb)[2].update(execution_count=None)
+    )
+    assert any("never executed" in p for p in problems)
+
+
+def test_integrity_fails_on_out_of_order_run(book: Path) -> None:
+    problems = edit(
+        book, lambda nb: nbtools.code_cells(nb)[2].update(execution_count=40)
+    )
+    assert any("top to bottom" in p for p in problems)
+
+
+def test_integrity_fails_on_error_output(book: Path) -> None:
+    error = nbformat.v4.new_output("error", ename="E", evalue="boom", traceback=[])
+    problems = edit(book, lambda nb: nbtools.code_cells(nb)[1].outputs.append(error))
+    assert any("error output" in p for p in problems)
+
+
+def test_integrity_fails_on_a_different_setup_cell(book: Path) -> None:
+    def change(nb):
+        cell = nbtools.code_cells(nb)[0]
+        cell.source = cell.source.replace("aigc-course/aigc-course", "someone/fork")
+
+    problems = edit(book, change)
+    assert any("standard setup cell" in p for p in problems)
+
+
+def test_integrity_fails_without_hash(book: Path) -> None:
+    problems = edit(book, lambda nb: nb.metadata.pop("aigc"))
+    assert any("no code hash" in p for p in problems)
+
+
+def test_toc_check_fails_both_ways(book: Path) -> None:
+    extra = book / "notebooks" / "00_start" / "orphan.ipynb"
+    shutil.copy(nb_path(book), extra)
+    (book / "_toc.yml").write_text(
+        (book / "_toc.yml").read_text() + "  - caption: X\n    chapters:\n"
+        "      - file: notebooks/missing\n"
+    )
+    problems = nbtools.check_toc(book)
+    assert any("orphan.ipynb is not in _toc.yml" in p for p in problems)
+    assert any("'notebooks/missing'" in p for p in problems)
+
+
+def test_unreadable_notebook(book: Path) -> None:
+    path = nb_path(book)
+    path.write_text("{not json")
+    assert "not a readable notebook" in nbtools.check_notebook(path, book)[0]
