@@ -51,8 +51,9 @@ integrity: $(STAMP)
 	$(BIN)/python tools/nbtools.py check
 
 notebooks: $(STAMP)
-	$(PYTEST) --nbval-lax --nbval-sanitize-with tools/nbval_sanitize.cfg \
-		--nbval-cell-timeout=1800 --durations=0 $(NOTEBOOKS)
+	PYTHONPATH=tools $(PYTEST) -p pytest_nbtiming --nbval-lax \
+		--nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout=1800 \
+		--durations=20 $(NOTEBOOKS)
 
 browser: $(STAMP)
 	$(PYTEST) tests -m browser -v
