@@ -66,3 +66,18 @@ def gate(
     print(line)
     if not ok:
         raise AssertionError(line)
+
+
+def glue(name: str, value: float) -> None:
+    """Record ``value`` under ``name`` for other pages of the book to paste.
+
+    Uses MyST-NB's ``glue`` (without displaying anything) when the book's tools
+    are installed; elsewhere, on Colab say, it does nothing.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"glue name must be snake_case, got {name!r}")
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    myst_glue(name, float(value), display=False)

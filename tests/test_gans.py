@@ -1,0 +1,201 @@
+"""Closed forms of the GAN losses and the correctness of one training step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aigc_utils.gans import (
+    discriminator_loss,
+    gan_train_step,
+    generator_loss,
+    optimal_discriminator,
+)
+
+
+def logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+# ---------------------------------------------------------------------------
+# losses
+
+
+def test_discriminator_loss_closed_form() -> None:
+    real = torch.tensor([logit(0.8)])
+    fake = torch.tensor([logit(0.2)])
+    expected = -(math.log(0.8) + math.log(1 - 0.2))
+    assert discriminator_loss(real, fake).item() == pytest.approx(expected, rel=1e-6)
+    # D = 1/2 everywhere: log 4
+    zeros = torch.zeros(5, 1)
+    assert discriminator_loss(zeros, zeros).item() == pytest.approx(math.log(4.0))
+
+
+def test_discriminator_loss_equals_bce_with_labels() -> None:
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(16, 1, generator=g), torch.randn(24, 1, generator=g)
+    bce = F.binary_cross_entropy_with_logits
+    expected = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
+    torch.testing.assert_close(discriminator_loss(real, fake), expected)
+
+
+def test_perfect_discriminator_has_zero_loss_not_minus_infinity() -> None:
+    loss = discriminator_loss(torch.tensor([40.0]), torch.tensor([-40.0]))
+    assert 0.0 <= loss.item() < 1e-15
+    # the non-saturating generator loss is then large, the saturating one ~0
+    assert generator_loss(torch.tensor([-40.0])).item() == pytest.approx(40.0)
+    assert generator_loss(torch.tensor([-40.0]), saturating=True).item() == (
+        pytest.approx(0.0, abs=1e-15)
+    )
+
+
+def test_generator_loss_closed_forms() -> None:
+    fake = torch.tensor([logit(0.95)], dtype=torch.float64)
+    ns = generator_loss(fake).item()
+    assert ns == pytest.approx(-math.log(0.95), rel=1e-12)
+    assert ns == pytest.approx(0.0513, abs=5e-5)  # not 0.255
+    sat = generator_loss(fake, saturating=True).item()
+    assert sat == pytest.approx(math.log(1 - 0.95), rel=1e-12)
+
+
+@pytest.mark.parametrize("d_fake", [1e-6, 0.01, 0.5, 0.99])
+def test_generator_gradients_wrt_logit(d_fake: float) -> None:
+    a = torch.tensor([logit(d_fake)], dtype=torch.float64, requires_grad=True)
+    (grad_ns,) = torch.autograd.grad(generator_loss(a), a)
+    (grad_sat,) = torch.autograd.grad(generator_loss(a, saturating=True), a)
+    assert grad_ns.item() == pytest.approx(-(1 - d_fake), rel=1e-9)
+    assert grad_sat.item() == pytest.approx(-d_fake, rel=1e-9)
+
+
+def test_loss_errors() -> None:
+    with pytest.raises(ValueError, match="floating-point"):
+        discriminator_loss(torch.tensor([1]), torch.tensor([0.0]))
+    with pytest.raises(ValueError, match="empty"):
+        discriminator_loss(torch.tensor([1.0]), torch.zeros(0))
+    with pytest.raises(ValueError, match="torch.Tensor"):
+        generator_loss([0.0])  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------
+# optimal discriminator
+
+
+def test_optimal_discriminator_closed_form() -> None:
+    p_data = torch.tensor([1.0, 0.0, 3.0, 0.0, 2.0])
+    p_g = torch.tensor([1.0, 2.0, 1.0, 0.0, 0.0])
+    expected = torch.tensor([0.5, 0.0, 0.75, 0.5, 1.0])
+    torch.testing.assert_close(optimal_discriminator(p_data, p_g), expected)
+
+
+def test_optimal_discriminator_maximises_the_pointwise_value() -> None:
+    # a log y + b log(1 - y) is largest at y = a / (a + b)
+    a, b = torch.tensor(0.3), torch.tensor(0.7)
+    y = torch.linspace(0.001, 0.999, 9999)
+    best = y[(a * y.log() + b * (1 - y).log()).argmax()]
+    assert best.item() == pytest.approx(optimal_discriminator(a, b).item(), abs=2e-4)
+
+
+def test_optimal_discriminator_errors() -> None:
+    with pytest.raises(ValueError, match=">= 0"):
+        optimal_discriminator(torch.tensor([-1.0]), torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="floating-point"):
+        optimal_discriminator(torch.tensor([1]), torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="do not broadcast"):
+        optimal_discriminator(torch.ones(2), torch.ones(3))
+
+
+# ---------------------------------------------------------------------------
+# the training step
+
+
+def make_pair(seed: int = 0):
+    torch.manual_seed(seed)
+    generator = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+    discriminator = nn.Sequential(nn.Linear(1, 8), nn.ReLU(), nn.Linear(8, 1))
+    opt_g = torch.optim.SGD(generator.parameters(), lr=0.1)
+    opt_d = torch.optim.SGD(discriminator.parameters(), lr=0.1)
+    real = torch.randn(32, 1) + 2.0
+    z = torch.randn(32, 2)
+    return generator, discriminator, opt_g, opt_d, real, z
+
+
+def snapshot(module: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def test_gan_train_step_updates_both_players() -> None:
+    generator, discriminator, opt_g, opt_d, real, z = make_pair()
+    g0, d0 = snapshot(generator), snapshot(discriminator)
+    stats = gan_train_step(generator, discriminator, opt_g, opt_d, real, z)
+    assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake"}
+    assert all(isinstance(v, float) and math.isfinite(v) for v in stats.values())
+    assert 0 < stats["d_real"] < 1 and 0 < stats["d_fake"] < 1
+    changed_g = [not torch.equal(a, b) for a, b in zip(g0, generator.parameters())]
+    changed_d = [not torch.equal(a, b) for a, b in zip(d0, discriminator.parameters())]
+    assert all(changed_g), "every generator parameter must receive a gradient"
+    assert all(changed_d)
+    assert all(
+        p.grad is not None and p.grad.abs().sum() > 0 for p in generator.parameters()
+    )
+    # D's parameters stay trainable after the step
+    assert all(p.requires_grad for p in discriminator.parameters())
+
+
+def test_generator_step_does_not_touch_the_discriminator() -> None:
+    generator, discriminator, opt_g, opt_d, real, z = make_pair(seed=1)
+    after_d_step: dict[str, list[torch.Tensor]] = {}
+    d_step = opt_d.step
+
+    def recording_d_step(*args, **kwargs):
+        out = d_step(*args, **kwargs)
+        after_d_step["params"] = snapshot(discriminator)
+        after_d_step["grads"] = [p.grad.clone() for p in discriminator.parameters()]
+        return out
+
+    opt_d.step = recording_d_step  # type: ignore[method-assign]
+    gan_train_step(generator, discriminator, opt_g, opt_d, real, z)
+    # the G step changed neither D's weights nor its accumulated gradients
+    for before, p in zip(after_d_step["params"], discriminator.parameters()):
+        assert torch.equal(before, p.detach())
+    for before, p in zip(after_d_step["grads"], discriminator.parameters()):
+        assert torch.equal(before, p.grad)
+
+
+def test_discriminator_step_does_not_reach_the_generator() -> None:
+    generator, discriminator, opt_g, opt_d, real, z = make_pair(seed=2)
+    # with a generator optimiser that does nothing, the generator must not change
+    frozen = torch.optim.SGD(generator.parameters(), lr=0.0)
+    g0 = snapshot(generator)
+    gan_train_step(generator, discriminator, frozen, opt_d, real, z)
+    assert all(torch.equal(a, b) for a, b in zip(g0, generator.parameters()))
+
+
+@pytest.fixture
+def one_thread():
+    # tiny models: thread coordination costs more than the arithmetic, and on a
+    # busy machine several threads can make each step ~50x slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_train_step_learns_a_shift() -> None:
+    torch.manual_seed(0)
+    generator = nn.Linear(1, 1)
+    discriminator = nn.Sequential(nn.Linear(1, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-2, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-2, betas=(0.5, 0.999))
+    for _ in range(400):
+        real = torch.randn(128, 1) * 0.5 + 3.0
+        gan_train_step(
+            generator, discriminator, opt_g, opt_d, real, torch.randn(128, 1)
+        )
+    with torch.no_grad():
+        samples = generator(torch.randn(4096, 1))
+    assert samples.mean().item() == pytest.approx(3.0, abs=0.3)
