@@ -256,14 +256,21 @@ def cross_entropy_nats(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return torch.nn.functional.cross_entropy(flat, targets.reshape(-1)).item()
 
 
+def _check_nats(nats: float) -> float:
+    nats = float(nats)
+    if not nats >= 0:  # also rejects NaN
+        raise ValueError(f"a cross-entropy must be a number >= 0 nats, got {nats}")
+    return nats
+
+
 def bits_per_char(nats: float) -> float:
     """Convert a cross-entropy in nats per character to bits per character."""
-    return nats / math.log(2)
+    return _check_nats(nats) / math.log(2)
 
 
 def perplexity(nats: float) -> float:
     """exp(cross-entropy): the effective number of equally likely next tokens."""
-    return math.exp(nats)
+    return math.exp(_check_nats(nats))
 
 
 def distinct_n(tokens: Sequence[object] | str, n: int) -> float:
@@ -283,6 +290,8 @@ def longest_copied_substring(sample: str, training_text: str) -> str:
     Two pointers: if ``sample[i:j]`` occurs, so does ``sample[i+1:j]``, so the
     end never moves back and the search makes O(len(sample)) substring tests.
     """
+    if not isinstance(sample, str) or not isinstance(training_text, str):
+        raise ValueError("sample and training_text must both be str")
     best, j = "", 0
     for i in range(len(sample)):
         j = max(j, i)

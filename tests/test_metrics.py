@@ -76,6 +76,8 @@ def test_label_accuracy_and_histogram() -> None:
     assert m.class_histogram(probs).tolist() == [0.25, 0.25, 0.5]
     with pytest.raises(ValueError, match="do not match"):
         m.label_accuracy(probs, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="2-D"):
+        m.class_histogram(torch.ones(3))
 
 
 def test_precision_recall() -> None:
@@ -142,6 +144,13 @@ def test_text_metrics() -> None:
     train = "to be or not to be, that is the question"
     assert m.longest_copied_substring("xx not to be, yy", train) == " not to be, "
     assert m.longest_copied_substring("zzz", train) == ""
+    with pytest.raises(ValueError, match="str"):
+        m.longest_copied_substring(["a"], train)
+    for bad in (-0.1, math.nan):
+        with pytest.raises(ValueError, match=">= 0"):
+            m.perplexity(bad)
+        with pytest.raises(ValueError, match=">= 0"):
+            m.bits_per_char(bad)
 
 
 # ---------------------------------------------------------------- evaluator
