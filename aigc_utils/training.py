@@ -96,6 +96,7 @@ def fit(
         epochs: passes over ``data``; training stops earlier at ``max_steps``
             or once ``max_seconds`` of training time have passed.
         loss_fn: ``loss_fn(model, batch) -> scalar``; default ``model.loss(batch)``.
+            A NamedTuple of named terms with a ``total`` field also works.
         scheduler: stepped once after every optimiser step.
         grad_clip: clip the global gradient norm to this value.
         evaluate: ``evaluate(model) -> {"name": value}``, called under
@@ -173,6 +174,7 @@ def fit(
         for batch in data:
             batch = to_device(batch, device)
             loss = loss_fn(model, batch)
+            loss = getattr(loss, "total", loss)  # a NamedTuple of named terms
             if loss.dim() != 0:
                 raise ValueError(f"the loss must be a scalar, got shape {loss.shape}")
             optimizer.zero_grad(set_to_none=True)

@@ -199,6 +199,28 @@ def test_fit_rejects_bad_input() -> None:
         )
 
 
+def test_fit_accepts_named_loss_terms() -> None:
+    from typing import NamedTuple
+
+    class Terms(NamedTuple):
+        total: torch.Tensor
+        other: torch.Tensor
+
+    model = Regressor()
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    named = lambda m, b: Terms(m.loss(b), torch.zeros(()))  # noqa: E731
+    hist = fit(
+        model,
+        regression_data(),
+        opt,
+        epochs=5,
+        loss_fn=named,
+        log_every=8,
+        progress=False,
+    )
+    assert hist.final_loss < hist.losses[0]
+
+
 def test_fit_on_a_generator_of_batches() -> None:
     model = Regressor()
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
