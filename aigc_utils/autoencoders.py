@@ -6,6 +6,8 @@
 - :class:`VAE`: the variational autoencoder of Kingma & Welling (2014) with a
   Bernoulli decoder, optionally conditioned on a class label (a conditional
   VAE), with the importance-weighted bound of Burda et al. (2016).
+- :class:`ConvVAE`: the same model with a convolutional encoder and a
+  transposed-convolutional decoder.
 
 Images enter as ``(B, 1, 28, 28)`` or ``(B, 784)`` floats in [0, 1] and come back
 in the shape they came in.
@@ -24,6 +26,8 @@ from torch import nn
 __all__ = [
     "AEConfig",
     "AELoss",
+    "ConvVAE",
+    "ConvVAEConfig",
     "MLPAutoencoder",
     "VAE",
     "VAEConfig",
@@ -360,3 +364,62 @@ class VAE(nn.Module):
             part = (log_px_z + log_ratio).logsumexp(1)
             total = part if total is None else torch.logaddexp(total, part)
         return total - math.log(k)  # type: ignore[operator]
+
+
+# ---------------------------------------------------------------------------
+# Convolutional VAE
+
+
+@dataclass(frozen=True)
+class ConvVAEConfig:
+    """Sizes of :class:`ConvVAE`: two 4x4 stride-2 convolutions
+    (1 -> channels[0] -> channels[1], 28 -> 14 -> 7 pixels), then linear maps to the
+    latent Gaussian; the decoder mirrors it with transposed convolutions.
+    ``num_classes`` and ``beta`` mean what they mean in :class:`VAEConfig`.
+    """
+
+    channels: tuple[int, int] = (32, 64)
+    latent_dim: int = 20
+    num_classes: int = 0
+    beta: float = 1.0
+
+
+class ConvVAE(VAE):
+    """A VAE whose encoder and decoder are convolutional; everything else (the
+    loss, ELBO, IWAE bound, sampling) is :class:`VAE`'s."""
+
+    def __init__(self, config: ConvVAEConfig = ConvVAEConfig()) -> None:
+        nn.Module.__init__(self)
+        c1, c2 = config.channels
+        if min(c1, c2, config.latent_dim) < 1 or config.num_classes < 0:
+            raise ValueError("channels, latent_dim must be >= 1, num_classes >= 0")
+        self.config = config  # type: ignore[assignment]
+        d, c, flat = config.latent_dim, config.num_classes, c2 * 7 * 7
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c1, 4, 2, 1), nn.ReLU(), nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU()
+        )
+        self.fc_mu = nn.Linear(flat + c, d)
+        self.fc_logvar = nn.Linear(flat + c, d)
+        self.fc_dec = nn.Linear(d + c, flat)
+        self.decoder = nn.Sequential(
+            nn.ReLU(),
+            nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(c1, 1, 4, 2, 1),
+        )
+
+    def encode(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`VAE.encode`: ``x`` in [0, 1] -> ``(mu, logvar)``."""
+        x = _flatten(x).view(-1, 1, 28, 28)
+        hidden = self._with_label(self.encoder(x).flatten(1), labels)
+        return self.fc_mu(hidden), self.fc_logvar(hidden)
+
+    def decode(
+        self, z: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``z: (B, latent_dim)`` -> Bernoulli logits ``(B, 784)``."""
+        hidden = self.fc_dec(self._with_label(z.reshape(-1, z.shape[-1]), labels))
+        return self.decoder(hidden).flatten(1)

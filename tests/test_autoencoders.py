@@ -12,6 +12,8 @@ from aigc_utils.autoencoders import (
     VAE,
     AEConfig,
     AELoss,
+    ConvVAE,
+    ConvVAEConfig,
     MLPAutoencoder,
     VAEConfig,
     VAELoss,
@@ -245,3 +247,52 @@ def test_reparameterize_statistics() -> None:
     assert z.std().item() == pytest.approx(3.0, rel=0.05)
     z0 = VAE.reparameterize(mu, logvar, temperature=0.0)
     assert torch.equal(z0, mu)
+
+
+# ------------------------------------------------------------ convolutional VAE
+
+
+def small_conv_vae(num_classes: int = 0) -> ConvVAE:
+    torch.manual_seed(0)
+    return ConvVAE(
+        ConvVAEConfig(channels=(4, 8), latent_dim=3, num_classes=num_classes)
+    )
+
+
+def test_conv_vae_shapes_and_shared_machinery() -> None:
+    model = small_conv_vae()
+    x = images(5)
+    mu, logvar = model.encode(x.flatten(1))
+    assert mu.shape == logvar.shape == (5, 3)
+    assert model.decode(mu).shape == (5, 784)
+    assert model.reconstruct(x).shape == (5, 1, 28, 28)
+    assert model.sample(6).shape == (6, 1, 28, 28)
+    loss = model.loss(x)
+    torch.testing.assert_close(loss.kl, gaussian_kl(mu, logvar).mean())
+    xb = images(4, binary=True)
+    assert model.iwae_bound(xb, 3).shape == (4,)
+
+
+def test_conv_vae_overfits_one_batch() -> None:
+    model = small_conv_vae()
+    x = images(8, binary=True)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    first = model.loss(x).total.item()
+    for _ in range(200):
+        loss = model.loss(x).total
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first / 2
+
+
+def test_conditional_conv_vae_and_errors() -> None:
+    model = small_conv_vae(num_classes=10)
+    labels = torch.arange(4)
+    assert model.sample(4, labels=labels).shape == (4, 1, 28, 28)
+    with pytest.raises(ValueError, match="needs labels"):
+        model.loss(images(4))
+    with pytest.raises(ValueError, match="shape"):
+        model.encode(torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="channels"):
+        ConvVAE(ConvVAEConfig(channels=(0, 8)))
