@@ -12,11 +12,16 @@ which stay accurate where ``D`` is close to 0 or 1.
 
 from __future__ import annotations
 
+import math
+from typing import Any, NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "StepStats",
+    "adversarial_step",
     "discriminator_loss",
     "gan_train_step",
     "generator_loss",
@@ -117,6 +122,95 @@ def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tens
     return torch.where(total > 0, p_data / safe, torch.full_like(total, 0.5))
 
 
+class StepStats(NamedTuple):
+    """Detached 0-d tensors from one :func:`adversarial_step` (no device sync).
+
+    ``loss_d`` and ``loss_g`` are the two players' losses, ``d_real`` and
+    ``d_fake`` the mean of ``D = sigmoid(logit)`` on real and generated samples,
+    all measured before the respective update. ``loss_g`` is NaN when the
+    generator was not trained in this step.
+    """
+
+    loss_d: torch.Tensor
+    loss_g: torch.Tensor
+    d_real: torch.Tensor
+    d_fake: torch.Tensor
+
+
+def _call(net: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> Any:
+    return net(x) if labels is None else net(x, labels)
+
+
+def adversarial_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    saturating: bool = False,
+    train_generator: bool = True,
+) -> StepStats:
+    """One discriminator update, then (optionally) one generator update.
+
+    1. ``D`` step: minimise :func:`discriminator_loss` on ``real`` and on
+       ``G(z).detach()``; detaching keeps this loss away from ``G``.
+    2. ``G`` step (when ``train_generator``): minimise :func:`generator_loss`
+       on ``D(G(z))`` *without* detaching, so the gradient flows through ``D``
+       into ``G``. ``D``'s parameters are frozen during this backward pass, so
+       they neither change nor collect gradients.
+
+    Args:
+        generator, discriminator: called as ``net(x)``, or ``net(x, labels)``
+            when ``labels`` is given (a conditional GAN; the generated samples
+            get the same labels as the real batch).
+        opt_g, opt_d: optimisers over each player's parameters only.
+        real: ``(B, ...)`` a batch of data; ``z``: ``(B', latent)`` noise
+            (``B' = B`` when conditional).
+        saturating: train ``G`` with the minimax (saturating) loss instead of
+            the non-saturating one.
+
+    Returns:
+        :class:`StepStats` of detached tensors: read them with ``.item()`` only
+        every few steps, since each read waits for the device.
+    """
+    if train_generator:
+        fake = _call(generator, z, labels)
+    else:
+        with torch.no_grad():
+            fake = _call(generator, z, labels)
+    real_logits = _call(discriminator, real, labels)
+    fake_logits = _call(discriminator, fake.detach(), labels)
+    loss_d = discriminator_loss(real_logits, fake_logits)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    loss_g = torch.full((), math.nan, device=loss_d.device)
+    if train_generator:
+        d_params = [p for p in discriminator.parameters() if p.requires_grad]
+        for p in d_params:
+            p.requires_grad_(False)
+        try:
+            loss_g = generator_loss(
+                _call(discriminator, fake, labels), saturating=saturating
+            )
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+        finally:
+            for p in d_params:
+                p.requires_grad_(True)
+    return StepStats(
+        loss_d.detach(),
+        loss_g.detach(),
+        torch.sigmoid(real_logits.detach()).mean(),
+        torch.sigmoid(fake_logits.detach()).mean(),
+    )
+
+
 def gan_train_step(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -125,55 +219,15 @@ def gan_train_step(
     real: torch.Tensor,
     z: torch.Tensor,
 ) -> dict[str, float]:
-    """One alternating update: a discriminator step, then a generator step.
-
-    1. ``D`` step: minimise :func:`discriminator_loss` on ``real`` and on
-       ``generator(z).detach()``; detaching stops this loss from reaching ``G``.
-    2. ``G`` step: minimise the non-saturating :func:`generator_loss` on
-       ``discriminator(fake)`` *without* detaching, so the gradient flows back
-       through ``D`` into ``G``. ``D``'s parameters are frozen for this
-       backward pass, so they neither change nor collect gradients.
-
-    Args:
-        generator: maps ``z`` to samples shaped like ``real``.
-        discriminator: maps a batch ``(B, ...)`` to logits ``(B,)`` or ``(B, 1)``.
-        opt_g: optimiser over the generator's parameters only.
-        opt_d: optimiser over the discriminator's parameters only.
-        real: ``(B, ...)`` a batch of data, on the models' device.
-        z: ``(B', latent)`` noise for the generator.
+    """:func:`adversarial_step` with the non-saturating loss, read back as floats.
 
     Returns:
-        ``{"loss_d", "loss_g", "d_real", "d_fake"}``: the two losses and the mean
-        of ``D`` on real and on generated samples, as floats (measured before
-        the respective update).
+        ``{"loss_d", "loss_g", "d_real", "d_fake"}`` as Python floats (measured
+        before the respective update). Convenient for teaching; a training loop
+        should keep :func:`adversarial_step`'s tensors to avoid a sync per step.
 
     Raises:
         ValueError: if the discriminator's outputs are not float logits.
     """
-    fake = generator(z)
-
-    real_logits = discriminator(real)
-    fake_logits = discriminator(fake.detach())
-    loss_d = discriminator_loss(real_logits, fake_logits)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
-
-    d_params = [p for p in discriminator.parameters() if p.requires_grad]
-    for p in d_params:
-        p.requires_grad_(False)
-    try:
-        loss_g = generator_loss(discriminator(fake))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-    finally:
-        for p in d_params:
-            p.requires_grad_(True)
-
-    return {
-        "loss_d": loss_d.item(),
-        "loss_g": loss_g.item(),
-        "d_real": torch.sigmoid(real_logits.detach()).mean().item(),
-        "d_fake": torch.sigmoid(fake_logits.detach()).mean().item(),
-    }
+    stats = adversarial_step(generator, discriminator, opt_g, opt_d, real, z)
+    return {name: value.item() for name, value in stats._asdict().items()}

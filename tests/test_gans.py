@@ -9,7 +9,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigc_utils.checkpoints import load_checkpoint, save_checkpoint
+from aigc_utils.gan_models import (
+    DCDiscriminator,
+    DCGANConfig,
+    DCGenerator,
+    GANHistory,
+    MLPDiscriminator,
+    MLPGANConfig,
+    MLPGenerator,
+    train_gan,
+)
 from aigc_utils.gans import (
+    adversarial_step,
     discriminator_loss,
     gan_train_step,
     generator_loss,
@@ -199,3 +211,197 @@ def test_train_step_learns_a_shift() -> None:
     with torch.no_grad():
         samples = generator(torch.randn(4096, 1))
     assert samples.mean().item() == pytest.approx(3.0, abs=0.3)
+
+
+# ---------------------------------------------------------------------------
+# adversarial_step options, the players and the training loop
+
+
+def test_discriminator_only_step_leaves_the_generator_alone() -> None:
+    generator, discriminator, opt_g, opt_d, real, z = make_pair(seed=3)
+    g0, d0 = snapshot(generator), snapshot(discriminator)
+    stats = adversarial_step(
+        generator, discriminator, opt_g, opt_d, real, z, train_generator=False
+    )
+    assert math.isnan(stats.loss_g.item())
+    assert all(torch.equal(a, b) for a, b in zip(g0, generator.parameters()))
+    assert all(p.grad is None for p in generator.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(d0, discriminator.parameters()))
+
+
+def test_saturating_step_uses_the_minimax_loss() -> None:
+    generator, discriminator, opt_g, opt_d, real, z = make_pair(seed=4)
+    stats = adversarial_step(
+        generator, discriminator, opt_g, opt_d, real, z, saturating=True
+    )
+    assert stats.loss_g.item() <= 0  # E[log(1 - D)] is never positive
+    assert stats.loss_g.dim() == 0 and not stats.loss_g.requires_grad
+
+
+def test_conditional_step_passes_labels_to_both_players() -> None:
+    torch.manual_seed(0)
+    cfg = DCGANConfig(latent_dim=4, channels=2, num_classes=3)
+    g, d = DCGenerator(cfg), DCDiscriminator(cfg)
+    opt_g = torch.optim.SGD(g.parameters(), lr=0.1)
+    opt_d = torch.optim.SGD(d.parameters(), lr=0.1)
+    real, labels = torch.rand(6, 1, 28, 28) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2])
+    g0 = snapshot(g)
+    adversarial_step(g, d, opt_g, opt_d, real, torch.randn(6, 4), labels)
+    assert all(p.grad is not None for p in g.parameters())
+    assert not torch.equal(g0[0], g.project[0].weight)
+
+
+def test_mlp_players_shapes_and_ranges() -> None:
+    torch.manual_seed(0)
+    cfg = MLPGANConfig(latent_dim=8, hidden=16)
+    g, d = MLPGenerator(cfg), MLPDiscriminator(cfg)
+    x = g(torch.randn(5, 8))
+    assert x.shape == (5, 1, 28, 28) and x.abs().max() <= 1
+    assert d(x).shape == (5,)
+    images = g.sample(3)
+    assert images.shape == (3, 1, 28, 28) and 0 <= images.min() <= images.max() <= 1
+    points = MLPGenerator(MLPGANConfig(data_shape=(2,), latent_dim=4)).sample(7)
+    assert points.shape == (7, 2)
+    assert cfg.is_image and not MLPGANConfig(data_shape=(2,)).is_image
+
+
+def test_dcgan_shapes_ranges_and_parameter_count() -> None:
+    torch.manual_seed(0)
+    cfg = DCGANConfig()
+    g, d = DCGenerator(cfg), DCDiscriminator(cfg)
+    x = g(torch.randn(4, cfg.latent_dim))
+    assert x.shape == (4, 1, 28, 28) and x.abs().max() <= 1
+    assert d(x).shape == (4,)
+    # 64 -> 64*49 projection, BN, 64->32 and 32->1 transposed 4x4 convolutions
+    n_g = 64 * 3136 + 2 * 64 + 64 * 32 * 16 + 2 * 32 + 32 * 16 + 1
+    assert sum(p.numel() for p in g.parameters()) == n_g
+    samples = g.eval().sample(5)
+    assert samples.shape == (5, 1, 28, 28) and samples.min() >= 0
+
+
+def test_conditional_dcgan_labels() -> None:
+    torch.manual_seed(0)
+    cfg = DCGANConfig(latent_dim=4, channels=2, num_classes=10)
+    g, d = DCGenerator(cfg).eval(), DCDiscriminator(cfg)
+    assert g.sample(12).shape == (12, 1, 28, 28)  # cycles through the classes
+    x = g.sample(3, labels=torch.tensor([7, 7, 7])) * 2 - 1
+    assert d(x, torch.tensor([7, 7, 7])).shape == (3,)
+    # the label changes the image: same z, different digit requested
+    z = torch.randn(1, 4)
+    assert not torch.equal(g(z, torch.tensor([1])), g(z, torch.tensor([2])))
+
+
+def test_player_errors() -> None:
+    uncond, cond = DCGANConfig(channels=2), DCGANConfig(channels=2, num_classes=10)
+    with pytest.raises(ValueError, match="unconditional"):
+        DCGenerator(uncond)(torch.randn(2, 64), torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="integer labels of shape"):
+        DCGenerator(cond)(torch.randn(2, 64))
+    with pytest.raises(ValueError, match="lie in"):
+        DCDiscriminator(cond)(torch.zeros(1, 1, 28, 28), torch.tensor([10]))
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        DCDiscriminator(uncond)(torch.zeros(1, 784))
+    with pytest.raises(ValueError, match="positive integer"):
+        DCGenerator(uncond).sample(0)
+    with pytest.raises(ValueError, match="sizes must be"):
+        DCGANConfig(channels=0)
+    with pytest.raises(ValueError, match="every size"):
+        MLPGANConfig(hidden=0)
+
+
+def test_checkpoint_round_trip_with_weights_only(tmp_path) -> None:
+    torch.manual_seed(0)
+    cfg = DCGANConfig(latent_dim=8, channels=4, num_classes=10)
+    g = DCGenerator(cfg).eval()
+    path = save_checkpoint(tmp_path / "g.pt", g, cfg, extra={"step": 3})
+    fresh = DCGenerator(cfg).eval()
+    assert load_checkpoint(path, fresh, cfg) == {"step": 3}
+    z, y = torch.randn(2, 8), torch.tensor([3, 4])
+    torch.testing.assert_close(fresh(z, y), g(z, y))
+    assert isinstance(torch.load(path, weights_only=True), dict)
+
+
+class Shifted:
+    """Batches of N(3, 0.5^2) in 1-D, a fresh draw each time (finite per pass)."""
+
+    def __init__(self, n: int = 4) -> None:
+        self.n = n
+
+    def __iter__(self):
+        for _ in range(self.n):
+            yield torch.randn(128, 1) * 0.5 + 3.0
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_train_gan_learns_a_gaussian_mean_with_history_and_ema() -> None:
+    torch.manual_seed(0)
+    cfg = MLPGANConfig(data_shape=(1,), latent_dim=1, hidden=16, depth=1)
+    g, d = MLPGenerator(cfg), MLPDiscriminator(cfg)
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-2, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-2, betas=(0.5, 0.999))
+    history, ema = train_gan(
+        g, d, Shifted(), opt_g, opt_d, steps=400, ema_decay=0.9, log_every=100,
+        evaluate=lambda m: {"mean": m.sample(4096).mean()}, eval_every=200,
+        progress=False,
+    )  # fmt: skip
+    assert isinstance(history, GANHistory) and ema is not g
+    assert history.steps == [100, 200, 300, 400]
+    assert [int(s) for s in history.metric("mean")[0]] == [200, 400]
+    assert history.metric("mean")[1][-1] == pytest.approx(3.0, abs=0.3)
+    assert all(0 < v < 1 for v in history.d_real + history.d_fake)
+    assert history.seconds > 0 and not ema.training
+    with pytest.raises(KeyError, match="no evaluation"):
+        history.metric("fid")
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_train_gan_discriminator_steps_consume_batches() -> None:
+    torch.manual_seed(0)
+    cfg = MLPGANConfig(data_shape=(1,), latent_dim=1, hidden=4, depth=1)
+    g, d = MLPGenerator(cfg), MLPDiscriminator(cfg)
+    seen = []
+
+    class Counting(Shifted):
+        def __iter__(self):
+            for batch in super().__iter__():
+                seen.append(1)
+                yield batch
+
+    opt_g = torch.optim.SGD(g.parameters(), lr=0.01)
+    opt_d = torch.optim.SGD(d.parameters(), lr=0.01)
+    history, out = train_gan(
+        g, d, Counting(n=2), opt_g, opt_d, steps=5, d_steps=3, saturating=True,
+        log_every=2, progress=False,
+    )  # fmt: skip
+    assert len(seen) == 15 and out is g and history.steps == [2, 4, 5]
+    assert all(v <= 0 for v in history.loss_g)  # the saturating loss
+
+
+def test_train_gan_errors() -> None:
+    cfg = MLPGANConfig(data_shape=(1,), latent_dim=1, hidden=4, depth=1)
+    g, d = MLPGenerator(cfg), MLPDiscriminator(cfg)
+    opt_g = torch.optim.SGD(g.parameters(), lr=0.01)
+    opt_d = torch.optim.SGD(d.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match="must be >= 1"):
+        train_gan(g, d, Shifted(), opt_g, opt_d, steps=0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train_gan(g, d, Shifted(), opt_g, opt_d, steps=1, ema_decay=1.0)
+    with pytest.raises(ValueError, match="no batches"):
+        train_gan(g, d, [], opt_g, opt_d, steps=1, progress=False)
+    bad = [torch.full((8, 1), float("nan"))]
+    with pytest.raises(ValueError, match="became"):
+        train_gan(g, d, bad, opt_g, opt_d, steps=1, progress=False)
+
+
+def test_plot_gan_history() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from aigc_utils.gan_models import plot_gan_history
+
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot_gan_history(GANHistory())
+    h = GANHistory(steps=[1, 2], loss_d=[1.0, 1.2], loss_g=[0.7, 0.8],
+                   d_real=[0.6, 0.5], d_fake=[0.4, 0.5])  # fmt: skip
+    fig = plot_gan_history(h, title="t")
+    assert [ax.get_title() for ax in fig.axes] == ["losses", "discriminator"]
