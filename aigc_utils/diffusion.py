@@ -245,6 +245,11 @@ class Diffusion(nn.Module):
         num_classes: number of real labels; 0 for an unconditional model.
         label_dropout: share of training labels replaced by the null label, so
             that one network learns both ``eps(x, y)`` and ``eps(x)``.
+        min_snr_gamma: if set, weight each example's loss by
+            ``min(SNR_t, gamma) / SNR_t`` with ``SNR_t = abar_t / (1 - abar_t)``
+            (Hang et al. 2023), so that the many nearly noise-free timesteps,
+            whose noise is hard to see and matters little for samples, stop
+            dominating the gradient; ``None`` is the plain objective.
     """
 
     def __init__(
@@ -254,12 +259,18 @@ class Diffusion(nn.Module):
         *,
         num_classes: int = 0,
         label_dropout: float = 0.1,
+        min_snr_gamma: float | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= label_dropout < 1:
             raise ValueError(f"label_dropout must be in [0, 1), got {label_dropout}")
+        if min_snr_gamma is not None and not min_snr_gamma > 0:
+            raise ValueError(
+                f"min_snr_gamma must be positive or None, got {min_snr_gamma}"
+            )
         self.net, self.schedule = net, schedule
         self.num_classes, self.label_dropout = num_classes, label_dropout
+        self.min_snr_gamma = min_snr_gamma
 
     def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
         if self.num_classes == 0:
@@ -291,7 +302,12 @@ class Diffusion(nn.Module):
         if y is not None and self.label_dropout > 0:
             drop = torch.rand(len(y), device=y.device) < self.label_dropout
             y = torch.where(drop, torch.full_like(y, self.num_classes), y)
-        return F.mse_loss(self.net(x_t, t, y), noise)
+        if self.min_snr_gamma is None:
+            return F.mse_loss(self.net(x_t, t, y), noise)
+        per_example = (self.net(x_t, t, y) - noise).pow(2).flatten(1).mean(1)
+        abar = self.schedule.alphas_cumprod[t.cpu()].to(x0.device, x0.dtype)
+        snr = abar / (1 - abar)
+        return (per_example * snr.clamp(max=self.min_snr_gamma) / snr).mean()
 
     def predict_eps(
         self, x: torch.Tensor, t: int, y: torch.Tensor | None, guidance: float

@@ -97,7 +97,8 @@ def fit(
             or once ``max_seconds`` of training time have passed.
         loss_fn: ``loss_fn(model, batch) -> scalar``; default ``model.loss(batch)``.
             A NamedTuple of named terms with a ``total`` field also works.
-        scheduler: stepped once after every optimiser step.
+        scheduler: stepped once after every optimiser step; a list or tuple
+            of them (e.g. a learning-rate schedule and an EMA) is stepped in order.
         grad_clip: clip the global gradient norm to this value.
         evaluate: ``evaluate(model) -> {"name": value}``, called under
             ``torch.no_grad()`` every ``eval_every`` steps and at the end.
@@ -125,6 +126,12 @@ def fit(
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
 
+    if scheduler is None:
+        schedulers: list[Any] = []
+    elif isinstance(scheduler, (list, tuple)):
+        schedulers = list(scheduler)
+    else:
+        schedulers = [scheduler]
     history = History()
     try:
         per_epoch = len(data)  # type: ignore[arg-type]
@@ -182,8 +189,8 @@ def fit(
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            for sched in schedulers:
+                sched.step()
             step += 1
             running += loss.detach()
             in_window += 1

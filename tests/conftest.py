@@ -10,11 +10,21 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")
 
 # The real data, when this machine has a local copy (CI and the developers' machines).
 SHARED_DATA = os.environ.get("AIGC_DATA_DIR")
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest (and steadiest on a busy machine) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

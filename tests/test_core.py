@@ -157,6 +157,26 @@ def test_fit_overfits_one_batch_with_loss_fn_and_limits() -> None:
         progress=False,
     )
     assert hist.steps[-1] == 300 and hist.final_loss < 1e-4
+
+    class Counter:
+        calls = 0
+
+        def step(self) -> None:
+            Counter.calls += 1
+
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)
+    lr0 = opt.param_groups[0]["lr"]
+    fit(
+        model,
+        [(x, y)],
+        opt,
+        epochs=100,
+        max_steps=10,
+        scheduler=[sched, Counter()],
+        loss_fn=lambda m, b: nn.functional.mse_loss(m(b[0]), b[1]),
+        progress=False,
+    )
+    assert Counter.calls == 10 and opt.param_groups[0]["lr"] == pytest.approx(lr0 / 4)
     hist = fit(
         model,
         [(x, y)],

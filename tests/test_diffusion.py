@@ -322,3 +322,30 @@ def test_ema() -> None:
     assert not ema.model.weight.requires_grad
     with pytest.raises(ValueError, match="decay"):
         EMA(net, decay=1.0)
+
+
+def test_min_snr_weighting() -> None:
+    schedule = NoiseSchedule(50, "cosine")
+    x0 = torch.randn(64, 3)
+    plain = Diffusion(ConstantEps(), schedule)
+    huge = Diffusion(ConstantEps(), schedule, min_snr_gamma=1e12)  # weight 1 everywhere
+    torch.manual_seed(1)
+    expected_plain = plain.loss(x0)
+    torch.manual_seed(1)
+    assert huge.loss(x0).item() == pytest.approx(expected_plain.item(), rel=1e-5)
+
+    # by hand: the network predicts 0, so example i's error is mean(noise_i^2)
+    torch.manual_seed(1)
+    got = Diffusion(ConstantEps(), schedule, min_snr_gamma=2.0).loss(x0)
+    torch.manual_seed(1)
+    t = torch.randint(0, 50, (64,))
+    noise = torch.randn_like(x0)
+    snr = schedule.alphas_cumprod[t] / (1 - schedule.alphas_cumprod[t])
+    weight = torch.minimum(snr, torch.tensor(2.0)) / snr
+    assert got.item() == pytest.approx(
+        (noise.pow(2).mean(1) * weight).mean().item(), rel=1e-5
+    )
+    assert weight.min() < 1  # the check above really reweights some examples
+
+    with pytest.raises(ValueError, match="min_snr_gamma"):
+        Diffusion(ConstantEps(), schedule, min_snr_gamma=0.0)

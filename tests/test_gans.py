@@ -186,16 +186,6 @@ def test_discriminator_step_does_not_reach_the_generator() -> None:
     assert all(torch.equal(a, b) for a, b in zip(g0, generator.parameters()))
 
 
-@pytest.fixture
-def one_thread():
-    # tiny models: thread coordination costs more than the arithmetic, and on a
-    # busy machine several threads can make each step ~50x slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.usefixtures("one_thread")
 def test_train_step_learns_a_shift() -> None:
     torch.manual_seed(0)
