@@ -3,6 +3,7 @@ and the Colab install URL. Each check is also shown to fail when it should."""
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import sys
@@ -139,3 +140,45 @@ def test_unreadable_notebook(book: Path) -> None:
     path = nb_path(book)
     path.write_text("{not json")
     assert "not a readable notebook" in nbtools.check_notebook(path, book)[0]
+
+
+def _stream_text(rel: str) -> str:
+    nb = nbformat.read(ROOT / "notebooks" / rel, as_version=4)
+    return "".join(
+        o.get("text", "")
+        for c in nbtools.code_cells(nb)
+        for o in c.outputs
+        if o.output_type == "stream"
+    )
+
+
+def _code_text(rel: str) -> str:
+    return "\n".join(
+        c.source
+        for c in nbtools.code_cells(
+            nbformat.read(ROOT / "notebooks" / rel, as_version=4)
+        )
+    )
+
+
+def test_numbers_quoted_from_other_chapters_match_what_they_printed() -> None:
+    # a chapter that compares with another quotes the other's printed number as a
+    # constant; after the other chapter is re-executed the quote must follow it
+    ddpm = _code_text("07_diffusion/ddpm_mnist.ipynb")
+    quoted = float(re.search(r"DCGAN_FID_1000 = ([\d.]+)", ddpm).group(1))
+    printed = re.search(
+        r"FID of the first 1000 EMA samples: ([\d.]+)",
+        _stream_text("05_gans/dcgan.ipynb"),
+    )
+    assert quoted == float(printed.group(1))
+
+    cgan = _stream_text("05_gans/conditional_gan.ipynb")
+    curve = re.search(r"^(500: .*)$", cgan, re.M).group(1)
+    printed_curve = {
+        int(s): round(float(a) / 100, 3)
+        for s, a in re.findall(r"(\d+): ([\d.]+)%", curve)
+    }
+    quoted_curve = re.search(r"CGAN_ACCURACY = (\{.*?\})", ddpm).group(1)
+    assert ast.literal_eval(quoted_curve) == printed_curve
+    seconds = re.search(r"([\d.]+) s of training", cgan).group(1)
+    assert f"CGAN_SECONDS_PER_STEP = {seconds} / 2500" in ddpm
