@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
@@ -302,9 +301,9 @@ class Diffusion(nn.Module):
         if y is not None and self.label_dropout > 0:
             drop = torch.rand(len(y), device=y.device) < self.label_dropout
             y = torch.where(drop, torch.full_like(y, self.num_classes), y)
-        if self.min_snr_gamma is None:
-            return F.mse_loss(self.net(x_t, t, y), noise)
         per_example = (self.net(x_t, t, y) - noise).pow(2).flatten(1).mean(1)
+        if self.min_snr_gamma is None:
+            return per_example.mean()
         abar = self.schedule.alphas_cumprod[t.cpu()].to(x0.device, x0.dtype)
         snr = abar / (1 - abar)
         return (per_example * snr.clamp(max=self.min_snr_gamma) / snr).mean()

@@ -15,7 +15,6 @@ The tiny GPT lives in :mod:`aigc_utils.gpt` and is re-exported here, so
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -30,6 +29,9 @@ from aigc_utils.gpt import (
     filter_logits,
     sample_next,
     with_loss,
+)
+from aigc_utils.training import (
+    cosine_lr,  # re-exported: the text chapters import it here
 )
 
 __all__ = [
@@ -399,11 +401,3 @@ class CharLSTM(nn.Module):
             logits, state = self.step(nxt, state)
         self.train(was_training)
         return torch.cat(out, dim=1)
-
-
-def cosine_lr(step: int, total: int, warmup: int = 0, floor: float = 0.1) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine decay to ``floor``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -222,3 +222,11 @@ def fit(
         run_eval(step)
     bar.close()
     return history
+
+
+def cosine_lr(step: int, total: int, warmup: int = 0, floor: float = 0.1) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to ``floor``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -16,7 +16,9 @@ TERM = re.compile(r"\{term\}`([^`]+)`")
 
 def glossary_entries() -> list[list[str]]:
     """Each entry's names (its first line and synonyms), from the glossary directive."""
-    body = re.search(r"```\{glossary\}\n(.*?)\n```", GLOSSARY.read_text(), re.S).group(1)
+    body = re.search(r"```\{glossary\}\n(.*?)\n```", GLOSSARY.read_text(), re.S).group(
+        1
+    )
     entries: list[list[str]] = []
     previous_was_name = False
     for line in body.splitlines():
@@ -32,7 +34,11 @@ def glossary_entries() -> list[list[str]]:
 
 def chapter_texts() -> dict[str, str]:
     """Markdown of every page and notebook except the glossary itself."""
-    texts = {str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / "book").glob("*.md") if p != GLOSSARY}
+    texts = {
+        str(p.relative_to(ROOT)): p.read_text()
+        for p in (ROOT / "book").glob("*.md")
+        if p != GLOSSARY
+    }
     for path in (ROOT / "notebooks").rglob("*.ipynb"):
         cells = json.loads(path.read_text())["cells"]
         texts[str(path.relative_to(ROOT))] = "\n".join(
@@ -64,6 +70,9 @@ def test_every_glossary_entry_is_linked_from_a_chapter() -> None:
 def test_every_term_link_names_an_entry() -> None:
     names = {n.lower() for e in glossary_entries() for n in e}
     glossary_links = linked_terms(GLOSSARY.read_text())
-    bad = {page: sorted(linked_terms(text) - names) for page, text in chapter_texts().items()}
+    bad = {
+        page: sorted(linked_terms(text) - names)
+        for page, text in chapter_texts().items()
+    }
     bad = {page: terms for page, terms in bad.items() if terms}
     assert bad == {} and glossary_links <= names
