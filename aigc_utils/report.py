@@ -81,3 +81,63 @@ def glue(name: str, value: float) -> None:
     except ImportError:
         return
     myst_glue(name, float(value), display=False)
+
+
+def gate_order(
+    name: str,
+    values: dict[str, float],
+    *,
+    increasing: bool = True,
+    min_step: float = 0.0,
+) -> None:
+    """Gate a ranking or a monotone trend that the prose states.
+
+    ``values`` is read in its insertion order: with ``increasing=True`` each
+    value must exceed the one before it by more than ``min_step`` (strictly
+    rising), with ``increasing=False`` it must fall below it by more than
+    ``min_step``. Prints, e.g.::
+
+        order text_val_loss: gpt 1.61 < lstm 1.63 < 5-gram 1.69 ok
+
+    Args:
+        name: ``snake_case`` name of the claim.
+        values: label -> measured number, in the order the claim states.
+        increasing: direction of the claimed order.
+        min_step: the smallest gap between neighbours that counts (>= 0).
+
+    Raises:
+        ValueError: bad name, fewer than two values, or a negative ``min_step``.
+        AssertionError: the numbers are not in the stated order (or one is NaN).
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"claim name must be snake_case, got {name!r}")
+    if len(values) < 2:
+        raise ValueError(f"order {name!r} needs at least two values")
+    if min_step < 0:
+        raise ValueError(f"min_step must be >= 0, got {min_step}")
+    labels = list(values)
+    nums = [float(values[k]) for k in labels]
+    sign = 1.0 if increasing else -1.0
+    ok = all(
+        not math.isnan(a) and not math.isnan(b) and sign * (b - a) > min_step
+        for a, b in zip(nums, nums[1:])
+    )
+    sep = " < " if increasing else " > "
+    body = sep.join(f"{k} {_fmt(v)}" for k, v in zip(labels, nums))
+    step = f" (steps > {_fmt(min_step)})" if min_step else ""
+    line = f"order {name}: {body}{step} {'ok' if ok else 'FAILED'}"
+    print(line)
+    if not ok:
+        raise AssertionError(line)
+
+
+def quote(name: str, value: float) -> float:
+    """Return ``value``: a number this chapter quotes from another chapter.
+
+    The other chapter glues ``name``; ``tests/test_notebooks.py`` checks that
+    every ``quote("name", value)`` in a notebook equals that glued value, so a
+    quote cannot go stale when the other chapter is re-executed.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"quoted name must be snake_case, got {name!r}")
+    return float(value)

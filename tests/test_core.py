@@ -17,7 +17,7 @@ from aigc_utils.checkpoints import (
     save_checkpoint,
 )
 from aigc_utils.plotting import image_grid, plot_history, show_images
-from aigc_utils.report import gate
+from aigc_utils.report import gate, gate_order, quote
 from aigc_utils.runtime import describe_environment, get_device, seed_everything
 from aigc_utils.training import History, fit, to_device
 
@@ -89,6 +89,38 @@ def test_gate_bad_arguments() -> None:
         gate("x", 1.0)
     with pytest.raises(ValueError, match="at_least"):
         gate("x", 1.0, at_least=2.0, at_most=1.0)
+
+
+def test_gate_order_rising_and_falling(capsys) -> None:
+    gate_order("text_val_loss", {"gpt": 1.61, "lstm": 1.63, "5-gram": 1.692})
+    gate_order("acc_by_w", {"w=0": 0.9, "w=1": 0.5}, increasing=False, min_step=0.1)
+    assert capsys.readouterr().out.splitlines() == [
+        "order text_val_loss: gpt 1.61 < lstm 1.63 < 5-gram 1.692 ok",
+        "order acc_by_w: w=0 0.9 > w=1 0.5 (steps > 0.1) ok",
+    ]
+
+
+def test_gate_order_failures() -> None:
+    with pytest.raises(AssertionError, match="FAILED"):
+        gate_order("x", {"a": 1.0, "b": 1.0})  # a tie is not an order
+    with pytest.raises(AssertionError, match="FAILED"):
+        gate_order("x", {"a": 1.0, "b": 2.0, "c": 1.5})
+    with pytest.raises(AssertionError, match="FAILED"):
+        gate_order("x", {"a": 1.0, "b": 1.05}, min_step=0.1)
+    with pytest.raises(AssertionError, match="FAILED"):
+        gate_order("x", {"a": 1.0, "b": math.nan})
+    with pytest.raises(ValueError, match="two"):
+        gate_order("x", {"a": 1.0})
+    with pytest.raises(ValueError, match="snake_case"):
+        gate_order("X", {"a": 1.0, "b": 2.0})
+    with pytest.raises(ValueError, match="min_step"):
+        gate_order("x", {"a": 1.0, "b": 2.0}, min_step=-1)
+
+
+def test_quote_returns_the_value() -> None:
+    assert quote("dcgan_fid_1000", 120.4) == 120.4
+    with pytest.raises(ValueError, match="snake_case"):
+        quote("DCGAN FID", 1.0)
 
 
 # ---------------------------------------------------------------- training

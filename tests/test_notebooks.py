@@ -182,3 +182,88 @@ def test_numbers_quoted_from_other_chapters_match_what_they_printed() -> None:
     assert ast.literal_eval(quoted_curve) == printed_curve
     seconds = re.search(r"([\d.]+) s of training", cgan).group(1)
     assert f"CGAN_SECONDS_PER_STEP = {seconds} / 2500" in ddpm
+
+
+def _glued(nb: nbformat.NotebookNode) -> dict[str, float]:
+    values = {}
+    for cell in nbtools.code_cells(nb):
+        for out in cell.outputs:
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = out.get("data", {}).get("application/papermill.record/text/plain")
+            if name and text is not None:
+                values[name] = float(text)
+    return values
+
+
+_QUOTE = re.compile(r"""quote\(\s*["']([a-z0-9_]+)["']\s*,\s*(-?[\d.]+)\s*\)""")
+
+
+def test_every_quote_equals_the_value_its_chapter_glued() -> None:
+    glued: dict[str, float] = {}
+    books = {p: nbformat.read(p, as_version=4) for p in NOTEBOOKS}
+    for nb in books.values():
+        glued.update(_glued(nb))
+    seen = 0
+    for path in books:
+        for name, literal in _QUOTE.findall(
+            _code_text(str(path.relative_to(ROOT / "notebooks")))
+        ):
+            assert name in glued, f"{path.name} quotes {name}, which no chapter glues"
+            decimals = len(literal.split(".")[1]) if "." in literal else 0
+            assert round(glued[name], decimals) == float(literal), (
+                f"{path.name} quotes {name} = {literal}; its chapter printed "
+                f"{glued[name]:.{decimals + 2}f}: re-execute {path.name}"
+            )
+            seen += 1
+    assert seen >= 1
+
+
+_FILE_REF = re.compile(
+    r"(?<![\w/.-])([\w./-]*[A-Za-z0-9_-]+\.(?:md|py|ipynb|pt|json|txt|toml|yml|cfg|bib))\b"
+)
+# file names that are named as examples of what a reader creates, or that live in
+# other projects the prose names with their repository
+_EXTERNAL_FILES = {
+    "train.py",
+    "model.py",
+    "sample.py",
+    "config.json",
+    "requirements.txt",
+    "setup.py",
+    "input.txt",
+    "it.ipynb",
+}
+
+
+def _prose_texts() -> list[tuple[str, str]]:
+    texts = [
+        (str(p.relative_to(ROOT)), p.read_text())
+        for p in sorted((ROOT / "book").glob("*.md"))
+    ]
+    texts.append(("README.md", (ROOT / "README.md").read_text()))
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        texts.append((str(path.relative_to(ROOT)), md))
+    return texts
+
+
+def test_prose_cites_only_files_the_repository_has() -> None:
+    names = {
+        p.name
+        for p in ROOT.rglob("*")
+        if ".venv" not in p.parts and ".git" not in p.parts
+    }
+    missing = []
+    for where, text in _prose_texts():
+        text = re.sub(
+            r"https?://\S+", "", text
+        )  # links to other sites are not files here
+        for ref in _FILE_REF.findall(text):
+            base = ref.rsplit("/", 1)[-1]
+            if base in _EXTERNAL_FILES or base in names:
+                continue
+            missing.append(f"{where}: {ref}")
+    assert not missing, (
+        "prose cites files that are not in the repository:\n" + "\n".join(missing)
+    )
