@@ -165,13 +165,6 @@ def test_numbers_quoted_from_other_chapters_match_what_they_printed() -> None:
     # a chapter that compares with another quotes the other's printed number as a
     # constant; after the other chapter is re-executed the quote must follow it
     ddpm = _code_text("07_diffusion/ddpm_mnist.ipynb")
-    quoted = float(re.search(r"DCGAN_FID_1000 = ([\d.]+)", ddpm).group(1))
-    printed = re.search(
-        r"FID of the first 1000 EMA samples: ([\d.]+)",
-        _stream_text("05_gans/dcgan.ipynb"),
-    )
-    assert quoted == float(printed.group(1))
-
     cgan = _stream_text("05_gans/conditional_gan.ipynb")
     curve = re.search(r"^(500: .*)$", cgan, re.M).group(1)
     printed_curve = {

@@ -1,0 +1,301 @@
+"""Long runs: the chapters' own models, trained for much longer, with shipped weights.
+
+A chapter trains its model live for a few CPU minutes. Next to it, the same code
+trained for tens of minutes shows what more compute buys. Each long run is made
+reproducibly by one command (a GPU is used when there is one)::
+
+    python -m aigc_utils.longrun gpt      # or ddpm; `make long-runs` runs all
+
+which writes ``assets/longrun/<name>.pt`` (fp16 weights with their config, saved
+by :func:`aigc_utils.checkpoints.save_checkpoint`) and ``<name>.json`` (recipe,
+SHA-256 of the weights, training curve, hardware, wall time, final metrics).
+:func:`load` checks the SHA-256 before it loads with ``weights_only=True``, so a
+missing or corrupted file is a clear error that says how to retrain.
+
+:func:`budget` says which recipe a chapter should train live: ``"gpu"`` (the
+long-run recipe itself, minutes on a GPU) or ``"cpu"`` (the minutes recipe, with
+the shipped long run loaded beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoints import load_checkpoint, save_checkpoint
+from .training import cosine_lr
+
+ASSETS = Path(__file__).resolve().parent / "assets" / "longrun"
+BUDGETS = ("cpu", "gpu")
+
+
+def budget(device: torch.device | None = None) -> str:
+    """Which live recipe to run: ``"gpu"`` on CUDA, else ``"cpu"``.
+
+    The environment variable ``AIGC_BUDGET`` (``cpu`` or ``gpu``) overrides the
+    choice, e.g. to run the short recipe on a GPU for a quick look.
+
+    Raises:
+        ValueError: ``AIGC_BUDGET`` holds anything else.
+    """
+    forced = os.environ.get("AIGC_BUDGET", "").strip().lower()
+    if forced:
+        if forced not in BUDGETS:
+            raise ValueError(f"AIGC_BUDGET must be one of {BUDGETS}, got {forced!r}")
+        return forced
+    if device is None:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return "gpu" if device.type == "cuda" else "cpu"
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+# --------------------------------------------------------------------- recipes
+
+
+def _gpt_parts() -> tuple[Any, Callable[[Any], nn.Module]]:
+    from .gpt import GPT, GPTConfig
+
+    return GPTConfig, GPT
+
+
+def _ddpm_parts() -> tuple[Any, Callable[[Any], nn.Module]]:
+    from .diffusion import Diffusion, NoiseSchedule
+    from .unet import UNet, UNetConfig
+
+    def build(cfg: UNetConfig) -> nn.Module:
+        return Diffusion(
+            UNet(cfg),
+            NoiseSchedule(1000, "cosine"),
+            num_classes=cfg.num_classes,
+            label_dropout=0.1,
+            min_snr_gamma=5.0,
+        )
+
+    return UNetConfig, build
+
+
+#: name -> recipe. ``config`` builds the model; the rest is the training recipe.
+RECIPES: dict[str, dict[str, Any]] = {
+    "gpt": dict(
+        config=dict(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128),
+        steps=4000, batch=32, lr=2e-3, warmup=100, eval_every=250, seed=0,
+        minutes_cpu=25,
+    ),
+    "ddpm": dict(
+        config=dict(channels=16, mults=(1, 2, 4), num_classes=10),
+        steps=6000, batch=64, lr=5e-3, warmup=100, ema=0.999, seed=0,
+        minutes_cpu=20,
+    ),
+}
+_PARTS = {"gpt": _gpt_parts, "ddpm": _ddpm_parts}
+
+
+def build(name: str) -> tuple[nn.Module, Any]:
+    """An untrained model of long run ``name`` and its config.
+
+    Raises:
+        KeyError: no long run of that name.
+    """
+    if name not in RECIPES:
+        raise KeyError(f"no long run {name!r}; choose from {sorted(RECIPES)}")
+    config_type, make = _PARTS[name]()
+    fields = dict(RECIPES[name]["config"])
+    if "mults" in fields:
+        fields["mults"] = tuple(fields["mults"])
+    config = config_type(**fields)
+    return make(config), config
+
+
+def _train_gpt(model: nn.Module, recipe: dict, steps: int, device: torch.device,
+               log: Callable[[str], None]) -> dict[str, Any]:
+    from .data import shakespeare_splits
+    from .text import RandomWindows, lm_loss
+    from .training import fit
+
+    train, val, _ = shakespeare_splits()
+    block = model.config.block_size
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"])
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: cosine_lr(s, steps, warmup=min(recipe["warmup"], steps))
+    )
+    history = fit(
+        model,
+        RandomWindows(train, block, recipe["batch"], steps, seed=recipe["seed"]),
+        opt,
+        scheduler=sched,
+        evaluate=lambda m: {"val_loss": lm_loss(m, val, block, max_windows=150)},
+        eval_every=min(recipe["eval_every"], steps),
+        log_every=50,
+        device=device,
+    )
+    steps_seen, vals = history.metric("val_loss")
+    final = lm_loss(model, val, block)
+    log(f"gpt: {steps} steps in {history.seconds:.0f} s, validation loss {final:.4f}")
+    return dict(
+        seconds=history.seconds,
+        curve=dict(step=steps_seen, value=vals, label="validation loss, first 19k chars"),
+        metrics=dict(val_loss=final),
+    )
+
+
+def _train_ddpm(model: nn.Module, recipe: dict, steps: int, device: torch.device,
+                log: Callable[[str], None]) -> dict[str, Any]:
+    from .data import load_mnist
+    from .diffusion import EMA
+    from .training import fit
+
+    x, y = load_mnist("train")
+    x = x * 2 - 1
+    gen = torch.Generator().manual_seed(recipe["seed"])
+
+    def batches():
+        for _ in range(steps):
+            idx = torch.randint(0, len(x), (recipe["batch"],), generator=gen)
+            yield x[idx].to(device), y[idx].to(device)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"])
+    ema = EMA(model, decay=recipe["ema"])
+    warmup = min(recipe["warmup"], steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: cosine_lr(s, steps, warmup, floor=0.0)
+    )
+    history = fit(model, batches(), opt, scheduler=[sched, ema], log_every=50,
+                  device=device)
+    model.load_state_dict(ema.model.state_dict())  # ship the averaged weights
+    log(f"ddpm: {steps} steps in {history.seconds:.0f} s, loss {history.final_loss:.4f}")
+    return dict(
+        seconds=history.seconds,
+        curve=dict(step=history.steps, value=history.losses,
+                   label="min-SNR weighted training loss (mean of 50 steps)"),
+        metrics=dict(final_loss=history.final_loss),
+    )
+
+
+_TRAIN = {"gpt": _train_gpt, "ddpm": _train_ddpm}
+
+
+def train(
+    name: str,
+    *,
+    steps: int | None = None,
+    out_dir: str | Path = ASSETS,
+    device: torch.device | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train long run ``name`` with its fixed recipe and seed; write its files.
+
+    Args:
+        steps: override the recipe's step count (for a smoke test).
+        out_dir: where ``<name>.pt`` and ``<name>.json`` go.
+        device: defaults to CUDA when available, else the CPU.
+
+    Returns:
+        The path of the weights file.
+    """
+    from .runtime import seed_everything
+
+    if name not in RECIPES:
+        raise KeyError(f"no long run {name!r}; choose from {sorted(RECIPES)}")
+    recipe = RECIPES[name]
+    steps = recipe["steps"] if steps is None else steps
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    seed_everything(recipe["seed"])
+    model, config = build(name)  # built after seeding, so the init repeats
+    model = model.to(device)
+    start = time.perf_counter()
+    result = _TRAIN[name](model, recipe, steps, device, log)
+    wall = time.perf_counter() - start
+    out_dir = Path(out_dir)
+    path = save_checkpoint(out_dir / f"{name}.pt", model.half().cpu(), config)
+    info = dict(
+        name=name,
+        recipe={k: v for k, v in recipe.items() if k != "minutes_cpu"} | {"steps": steps},
+        config=dataclasses.asdict(config),
+        sha256=sha256(path),
+        train_seconds=result["seconds"],
+        wall_seconds=wall,
+        hardware=_hardware(device),
+        torch=torch.__version__,
+        curve=result["curve"],
+        metrics=result["metrics"],
+        command=f"python -m aigc_utils.longrun {name}",
+    )
+    tmp = out_dir / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(info, indent=1) + "\n")
+    os.replace(tmp, out_dir / f"{name}.json")
+    return path
+
+
+def load(
+    name: str,
+    device: torch.device | str = "cpu",
+    directory: str | Path = ASSETS,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The shipped long run ``name`` (in eval mode, fp32) and its record.
+
+    Raises:
+        KeyError: no long run of that name.
+        FileNotFoundError: the weights or the record are missing.
+        ValueError: the weights' SHA-256 differs from the record's (a corrupted
+            or partial file, or weights from another run).
+    """
+    model, config = build(name)
+    directory = Path(directory)
+    weights, record = directory / f"{name}.pt", directory / f"{name}.json"
+    minutes = RECIPES[name]["minutes_cpu"]
+    how = (f"retrain it with `python -m aigc_utils.longrun {name}` (about {minutes} "
+           "minutes on a 2-core CPU, a few on a GPU)")
+    for path in (weights, record):
+        if not path.exists():
+            raise FileNotFoundError(f"long run {name!r}: {path} is missing; {how}")
+    info = json.loads(record.read_text())
+    found = sha256(weights)
+    if found != info["sha256"]:
+        raise ValueError(
+            f"long run {name!r}: {weights} has SHA-256 {found[:12]}..., the record "
+            f"says {info['sha256'][:12]}... (corrupted or from another run); {how}"
+        )
+    load_checkpoint(weights, model, config)
+    return model.float().to(device).eval(), info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="+", choices=sorted(RECIPES))
+    parser.add_argument("--steps", type=int, default=None, help="override (smoke test)")
+    parser.add_argument("--out", default=str(ASSETS), help="output folder")
+    args = parser.parse_args(argv)
+    for name in args.names:
+        print(f"long run {name}: written to {train(name, steps=args.steps, out_dir=args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
