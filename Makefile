@@ -19,7 +19,7 @@ export AIGC_DATA_DIR ?= $(abspath ../shared/data)
 endif
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup book test check unit notebooks integrity browser execute timings lab lint clean distclean
+.PHONY: help setup book test check unit notebooks integrity browser execute timings lab lint clean distclean long-runs
 
 help:
 	@echo "make book     build the website into _build/html"
@@ -27,6 +27,7 @@ help:
 	@echo "make check    quick tier: unit tests, notebook integrity, book, browser test"
 	@echo "make execute NB=notebooks/.../x.ipynb   re-execute notebooks in place"
 	@echo "make timings  how long each notebook takes to run"
+	@echo "make long-runs  retrain the shipped long-run weights (GPU if present; ~45 min on 2 CPU cores)"
 	@echo "make lab      open JupyterLab"
 	@echo "make clean    remove build outputs (distclean also removes .venv)"
 
@@ -67,6 +68,9 @@ execute: $(STAMP)
 
 timings: $(STAMP)
 	$(BIN)/python tools/nbtools.py timings
+
+long-runs: $(STAMP)
+	$(BIN)/python -m aigc_utils.longrun gpt ddpm
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab

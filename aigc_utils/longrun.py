@@ -71,7 +71,8 @@ def sha256(path: Path) -> str:
 def _hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu} CPU, {torch.get_num_threads()} threads"
 
 
 # --------------------------------------------------------------------- recipes
@@ -103,12 +104,22 @@ def _ddpm_parts() -> tuple[Any, Callable[[Any], nn.Module]]:
 RECIPES: dict[str, dict[str, Any]] = {
     "gpt": dict(
         config=dict(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128),
-        steps=4000, batch=32, lr=2e-3, warmup=100, eval_every=250, seed=0,
+        steps=4000,
+        batch=32,
+        lr=2e-3,
+        warmup=100,
+        eval_every=250,
+        seed=0,
         minutes_cpu=25,
     ),
     "ddpm": dict(
         config=dict(channels=16, mults=(1, 2, 4), num_classes=10),
-        steps=6000, batch=64, lr=5e-3, warmup=100, ema=0.999, seed=0,
+        steps=6000,
+        batch=64,
+        lr=5e-3,
+        warmup=100,
+        ema=0.999,
+        seed=0,
         minutes_cpu=20,
     ),
 }
@@ -131,8 +142,13 @@ def build(name: str) -> tuple[nn.Module, Any]:
     return make(config), config
 
 
-def _train_gpt(model: nn.Module, recipe: dict, steps: int, device: torch.device,
-               log: Callable[[str], None]) -> dict[str, Any]:
+def _train_gpt(
+    model: nn.Module,
+    recipe: dict,
+    steps: int,
+    device: torch.device,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     from .data import shakespeare_splits
     from .text import RandomWindows, lm_loss
     from .training import fit
@@ -158,13 +174,20 @@ def _train_gpt(model: nn.Module, recipe: dict, steps: int, device: torch.device,
     log(f"gpt: {steps} steps in {history.seconds:.0f} s, validation loss {final:.4f}")
     return dict(
         seconds=history.seconds,
-        curve=dict(step=steps_seen, value=vals, label="validation loss, first 19k chars"),
+        curve=dict(
+            step=steps_seen, value=vals, label="validation loss, first 19k chars"
+        ),
         metrics=dict(val_loss=final),
     )
 
 
-def _train_ddpm(model: nn.Module, recipe: dict, steps: int, device: torch.device,
-                log: Callable[[str], None]) -> dict[str, Any]:
+def _train_ddpm(
+    model: nn.Module,
+    recipe: dict,
+    steps: int,
+    device: torch.device,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     from .data import load_mnist
     from .diffusion import EMA
     from .training import fit
@@ -184,14 +207,20 @@ def _train_ddpm(model: nn.Module, recipe: dict, steps: int, device: torch.device
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: cosine_lr(s, steps, warmup, floor=0.0)
     )
-    history = fit(model, batches(), opt, scheduler=[sched, ema], log_every=50,
-                  device=device)
+    history = fit(
+        model, batches(), opt, scheduler=[sched, ema], log_every=50, device=device
+    )
     model.load_state_dict(ema.model.state_dict())  # ship the averaged weights
-    log(f"ddpm: {steps} steps in {history.seconds:.0f} s, loss {history.final_loss:.4f}")
+    log(
+        f"ddpm: {steps} steps in {history.seconds:.0f} s, loss {history.final_loss:.4f}"
+    )
     return dict(
         seconds=history.seconds,
-        curve=dict(step=history.steps, value=history.losses,
-                   label="min-SNR weighted training loss (mean of 50 steps)"),
+        curve=dict(
+            step=history.steps,
+            value=history.losses,
+            label="min-SNR weighted training loss (mean of 50 steps)",
+        ),
         metrics=dict(final_loss=history.final_loss),
     )
 
@@ -236,7 +265,8 @@ def train(
     path = save_checkpoint(out_dir / f"{name}.pt", model.half().cpu(), config)
     info = dict(
         name=name,
-        recipe={k: v for k, v in recipe.items() if k != "minutes_cpu"} | {"steps": steps},
+        recipe={k: v for k, v in recipe.items() if k != "minutes_cpu"}
+        | {"steps": steps},
         config=dataclasses.asdict(config),
         sha256=sha256(path),
         train_seconds=result["seconds"],
@@ -270,8 +300,10 @@ def load(
     directory = Path(directory)
     weights, record = directory / f"{name}.pt", directory / f"{name}.json"
     minutes = RECIPES[name]["minutes_cpu"]
-    how = (f"retrain it with `python -m aigc_utils.longrun {name}` (about {minutes} "
-           "minutes on a 2-core CPU, a few on a GPU)")
+    how = (
+        f"retrain it with `python -m aigc_utils.longrun {name}` (about {minutes} "
+        "minutes on a 2-core CPU, a few on a GPU)"
+    )
     for path in (weights, record):
         if not path.exists():
             raise FileNotFoundError(f"long run {name!r}: {path} is missing; {how}")
@@ -293,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ASSETS), help="output folder")
     args = parser.parse_args(argv)
     for name in args.names:
-        print(f"long run {name}: written to {train(name, steps=args.steps, out_dir=args.out)}")
+        path = train(name, steps=args.steps, out_dir=args.out)
+        print(f"long run {name}: written to {path}")
     return 0
 
 

@@ -141,3 +141,43 @@ def quote(name: str, value: float) -> float:
     if not _NAME.match(name):
         raise ValueError(f"quoted name must be snake_case, got {name!r}")
     return float(value)
+
+
+def check(name: str, answer: object, expected: float, *, tol: float = 1e-6) -> None:
+    """Self-check of an exercise: ``answer`` (the student's) against ``expected``.
+
+    The exercise cell ships ``answer = None`` (or ``...``); until the student
+    replaces it, this raises ``NotImplementedError`` with a hint, so a student
+    version of a notebook stops at the first unanswered exercise.
+
+    Args:
+        name: ``snake_case`` name of the exercise.
+        answer: the student's number (or 0-d tensor); ``None``/``...`` if unanswered.
+        expected: the value computed by the notebook (never typed in by hand).
+        tol: largest accepted absolute difference.
+
+    Raises:
+        NotImplementedError: ``answer`` is still the placeholder.
+        TypeError: ``answer`` is not a number.
+        AssertionError: ``answer`` is further than ``tol`` from ``expected``.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"exercise name must be snake_case, got {name!r}")
+    if answer is None or answer is Ellipsis:
+        raise NotImplementedError(
+            f"exercise {name}: replace the placeholder (None or ...) in the cell "
+            "above with your own computation, then run this check again"
+        )
+    try:
+        value = float(answer)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"exercise {name}: expected a number, got {type(answer).__name__}"
+        ) from err
+    off = abs(value - float(expected))
+    if not off <= tol:
+        raise AssertionError(
+            f"exercise {name}: your answer {_fmt(value)} is off by {_fmt(off)} "
+            f"(tolerance {_fmt(tol)}); check your computation"
+        )
+    print(f"check {name}: your answer {_fmt(value)} is right")

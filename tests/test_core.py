@@ -17,7 +17,8 @@ from aigc_utils.checkpoints import (
     save_checkpoint,
 )
 from aigc_utils.plotting import image_grid, plot_history, show_images
-from aigc_utils.report import gate, gate_order, quote
+from aigc_utils.report import check, gate, gate_order, quote
+from aigc_utils.source import show_source, source
 from aigc_utils.runtime import describe_environment, get_device, seed_everything
 from aigc_utils.training import History, fit, to_device
 
@@ -121,6 +122,36 @@ def test_quote_returns_the_value() -> None:
     assert quote("dcgan_fid_1000", 120.4) == 120.4
     with pytest.raises(ValueError, match="snake_case"):
         quote("DCGAN FID", 1.0)
+
+
+def test_check_placeholder_wrong_and_right(capsys) -> None:
+    for placeholder in (None, ...):
+        with pytest.raises(NotImplementedError, match="replace the placeholder"):
+            check("guidance_by_hand", placeholder, -0.7)
+    with pytest.raises(TypeError, match="number"):
+        check("guidance_by_hand", "minus 0.7", -0.7)
+    with pytest.raises(AssertionError, match="off by 0.1"):
+        check("guidance_by_hand", -0.6, -0.7)
+    with pytest.raises(AssertionError):
+        check("x", math.nan, 1.0)
+    check("guidance_by_hand", torch.tensor(-0.7), -0.7)
+    assert (
+        capsys.readouterr().out.strip()
+        == "check guidance_by_hand: your answer -0.7 is right"
+    )
+
+
+def test_source_of_package_code() -> None:
+    text = source(gate)
+    assert text.startswith("def gate(") and "AssertionError" in text
+    assert "class" in source(torch.nn.Identity).split("(")[0]
+    assert "def gate(" in show_source(gate)._repr_html_() or "gate" in str(
+        show_source(gate)
+    )
+    with pytest.raises(TypeError, match="no Python source"):
+        source(len)
+    with pytest.raises(TypeError, match="no Python source"):
+        source(3)
 
 
 # ---------------------------------------------------------------- training
