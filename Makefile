@@ -19,7 +19,7 @@ export AIGC_DATA_DIR ?= $(abspath ../shared/data)
 endif
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup book test check unit notebooks integrity browser execute timings lab lint clean distclean long-runs
+.PHONY: help setup book test check unit notebooks integrity browser execute timings lab lint clean distclean long-runs student
 
 help:
 	@echo "make book     build the website into _build/html"
@@ -28,6 +28,7 @@ help:
 	@echo "make execute NB=notebooks/.../x.ipynb   re-execute notebooks in place"
 	@echo "make timings  how long each notebook takes to run"
 	@echo "make long-runs  retrain the shipped long-run weights (GPU if present; ~45 min on 2 CPU cores)"
+	@echo "make student  notebooks without solutions or outputs, for students, in _build/student"
 	@echo "make lab      open JupyterLab"
 	@echo "make clean    remove build outputs (distclean also removes .venv)"
 
@@ -71,6 +72,11 @@ timings: $(STAMP)
 
 long-runs: $(STAMP)
 	$(BIN)/python -m aigc_utils.longrun gpt ddpm
+
+student: $(STAMP)
+	rm -rf _build/student
+	$(BIN)/python tools/nbtools.py student _build/student
+	@echo "The student notebooks are in $(abspath _build/student)/notebooks"
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab

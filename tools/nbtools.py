@@ -4,6 +4,7 @@
     python tools/nbtools.py check            # every notebook
     python tools/nbtools.py setup-cell       # print the standard first cell
     python tools/nbtools.py timings          # how long each notebook runs
+    python tools/nbtools.py student [OUT]    # notebooks without the solutions
 
 ``execute`` runs a notebook top to bottom in a fresh kernel and writes it back
 with its outputs, the SHA-256 of its code cells and its wall time in the
@@ -15,11 +16,22 @@ every code cell executed, in order, in one run; no error outputs; the first
 code cell is the standard setup cell (with the repository named in
 ``_config.yml``); the code still hashes to what was executed (freshness); every
 notebook is in ``_toc.yml`` and every ``_toc.yml`` entry exists.
+
+``student`` writes a student version of every notebook under ``OUT`` (default
+``_build/student``) at the same relative path: the cells tagged ``solution``
+removed, every output and execution count cleared. An exercise is three cells:
+a code cell tagged ``exercise`` that assigns a placeholder (``answer = None`` or
+``answer = ...``), directly after it the reference solution, a code cell tagged
+``solution`` and ``hide-input`` (collapsed in the book, run in CI), then a cell
+calling ``aigc_utils.report.check``. A markdown cell tagged ``solution`` (a
+suggested answer to an open question) may stand anywhere and is removed too.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import copy
 import hashlib
 import json
 import sys
@@ -193,6 +205,123 @@ def check(paths: list[Path], root: Path = ROOT) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------------------
+# student
+
+EXERCISE, SOLUTION, HIDE_INPUT = "exercise", "solution", "hide-input"
+STUDENT_DIR = Path("_build") / "student"
+
+
+def tags(cell: nbformat.NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def has_placeholder(source: str) -> bool:
+    """Whether ``source`` assigns ``None`` or ``...`` to a name (the placeholder).
+
+    Lines that are IPython magics or shell escapes are ignored.
+    """
+    lines = [
+        "" if line.lstrip().startswith(("%", "!")) else line
+        for line in source.splitlines()
+    ]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return False
+
+    def blank(node: ast.expr | None) -> bool:
+        if isinstance(node, ast.Tuple):
+            return bool(node.elts) and all(blank(e) for e in node.elts)
+        return isinstance(node, ast.Constant) and node.value in (None, Ellipsis)
+
+    return any(
+        isinstance(node, (ast.Assign, ast.AnnAssign)) and blank(node.value)
+        for node in ast.walk(tree)
+    )
+
+
+def exercise_problems(nb: nbformat.NotebookNode, rel: object) -> list[str]:
+    """What breaks the exercise convention in ``nb``; empty when it holds.
+
+    Each ``exercise`` cell assigns a placeholder; each ``solution`` code cell
+    directly follows an ``exercise`` cell and is tagged ``hide-input`` too (or
+    the website shows the answer).
+    """
+    problems: list[str] = []
+    previous: nbformat.NotebookNode | None = None
+    for i, cell in enumerate(nb.cells):
+        where = f"{rel}: cell {i + 1}"
+        cell_tags = tags(cell)
+        if EXERCISE in cell_tags and SOLUTION in cell_tags:
+            problems.append(f"{where} is tagged both {EXERCISE!r} and {SOLUTION!r}")
+        elif EXERCISE in cell_tags and (
+            cell.cell_type != "code" or not has_placeholder(cell.source)
+        ):
+            problems.append(
+                f"{where} is tagged {EXERCISE!r} but assigns no placeholder; "
+                "ship e.g. `your_answer = None  # replace None with ...`"
+            )
+        elif SOLUTION in cell_tags and cell.cell_type == "code":
+            if previous is None or EXERCISE not in tags(previous):
+                problems.append(
+                    f"{where} is a {SOLUTION!r} code cell that does not directly "
+                    f"follow an {EXERCISE!r} cell; put it right after the exercise"
+                )
+            if HIDE_INPUT not in cell_tags:
+                problems.append(
+                    f"{where} is a {SOLUTION!r} code cell without the "
+                    f"{HIDE_INPUT!r} tag, so the book shows the answer; add it"
+                )
+        previous = cell
+    return problems
+
+
+def student_version(
+    nb: nbformat.NotebookNode,
+) -> tuple[nbformat.NotebookNode, int]:
+    """A copy of ``nb`` without its ``solution`` cells, outputs and execution
+    counts; returns it with the number of cells removed. ``nb`` is unchanged."""
+    out = copy.deepcopy(nb)
+    kept = [c for c in out.cells if SOLUTION not in tags(c)]
+    removed = len(out.cells) - len(kept)
+    for cell in kept:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    out.cells = kept
+    # the code hash and run time describe the executed teacher's version
+    out.metadata.pop(META_KEY, None)
+    out.metadata.pop("widgets", None)  # widget state belongs to cleared outputs
+    return out, removed
+
+
+def write_student(out: Path, root: Path = ROOT) -> dict[str, int]:
+    """Write the student version of every notebook under ``root/notebooks`` to
+    ``out`` (same relative paths); returns the solution cells removed per
+    notebook (path relative to ``root``).
+
+    Raises:
+        ValueError: a notebook breaks the exercise convention (nothing is
+            written), or ``out`` would overwrite the notebooks themselves.
+    """
+    out = out.resolve()
+    if (out / "notebooks").resolve() == (root / "notebooks").resolve():
+        raise ValueError(f"{out} would overwrite the course's notebooks")
+    paths = notebooks(root)
+    books = {p.relative_to(root): nbformat.read(p, as_version=4) for p in paths}
+    problems = [q for rel, nb in books.items() for q in exercise_problems(nb, rel)]
+    if problems:
+        raise ValueError("\n".join(problems))
+    removed: dict[str, int] = {}
+    for rel, nb in books.items():
+        student, removed[rel.as_posix()] = student_version(nb)
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(student, target)
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     ch.add_argument("paths", nargs="*", type=Path)
     sub.add_parser("setup-cell", help="print the standard first code cell")
     sub.add_parser("timings", help="table of each notebook's recorded run time")
+    st = sub.add_parser("student", help="notebooks without solutions or outputs")
+    st.add_argument(
+        "out", nargs="?", type=Path, help=f"output folder (default {STUDENT_DIR})"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "setup-cell":
@@ -216,6 +349,20 @@ def main(argv: list[str] | None = None) -> int:
             total += seconds
             print(f"| {path.relative_to(ROOT)} | {seconds:.0f} |")
         print(f"| all | {total:.0f} |")
+        return 0
+    if args.command == "student":
+        out = args.out if args.out is not None else ROOT / STUDENT_DIR
+        try:
+            removed = write_student(out, ROOT)
+        except ValueError as err:
+            print(f"no student version written:\n{err}", file=sys.stderr)
+            return 1
+        for rel, n in removed.items():
+            print(f"{rel}: {n} solution cell(s) removed")
+        print(
+            f"wrote {len(removed)} student notebook(s), "
+            f"{sum(removed.values())} solution cell(s) removed, to {out.resolve()}"
+        )
         return 0
     if args.command == "execute":
         for path in args.paths:
