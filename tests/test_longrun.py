@@ -44,6 +44,15 @@ def test_unknown_run() -> None:
         longrun.train("vae", steps=1)
 
 
+def test_ddpm_recipe_trains_and_loads(
+    shared_data: Path, tmp_path: Path, one_thread
+) -> None:
+    longrun.train("ddpm", steps=2, out_dir=tmp_path, log=lambda _: None)
+    model, info = longrun.load("ddpm", directory=tmp_path)
+    x = model.sample(2, (1, 28, 28), labels=torch.tensor([3, 7]), guidance=1.0, steps=2)
+    assert x.shape == (2, 1, 28, 28) and info["recipe"]["steps"] == 2
+
+
 def test_train_then_load_round_trip(
     shared_data: Path, tmp_path: Path, one_thread
 ) -> None:
@@ -62,21 +71,24 @@ def test_train_then_load_round_trip(
 def test_missing_and_corrupted_weights_say_how_to_retrain(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="python -m aigc_utils.longrun ddpm"):
         longrun.load("ddpm", directory=tmp_path)
-    for name in ("ddpm.pt", "ddpm.json"):
+    for name in ("gpt.pt", "gpt.json"):
         shutil.copy(longrun.ASSETS / name, tmp_path / name)
-    data = bytearray((tmp_path / "ddpm.pt").read_bytes())
+    data = bytearray((tmp_path / "gpt.pt").read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (tmp_path / "ddpm.pt").write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="SHA-256.*python -m aigc_utils.longrun ddpm"):
-        longrun.load("ddpm", directory=tmp_path)
+    (tmp_path / "gpt.pt").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="SHA-256.*python -m aigc_utils.longrun gpt"):
+        longrun.load("gpt", directory=tmp_path)
 
 
 # ------------------------------------------------ the shipped long runs
 
 
+SHIPPED = ("gpt",)  # the DDPM recipe is defined; its weights are not shipped yet
+
+
 def test_shipped_weights_are_small_and_recorded() -> None:
     total = 0
-    for name in longrun.RECIPES:
+    for name in SHIPPED:
         info = json.loads((longrun.ASSETS / f"{name}.json").read_text())
         assert info["sha256"] == longrun.sha256(longrun.ASSETS / f"{name}.pt")
         assert info["recipe"]["steps"] == longrun.RECIPES[name]["steps"]
@@ -92,22 +104,3 @@ def test_shipped_gpt_still_predicts(shared_data: Path, one_thread) -> None:
     _, val, _ = shakespeare_splits()
     loss = lm_loss(model, val, model.config.block_size, max_windows=40)
     assert loss < info["metrics"]["val_loss"] + 0.15  # 5k characters: noisy, not broken
-
-
-def test_shipped_ddpm_still_draws_the_asked_digit(one_thread) -> None:
-    from aigc_utils import metrics
-    from aigc_utils.evaluator import load_evaluator
-
-    model, _ = longrun.load("ddpm")
-    labels = torch.arange(10).repeat(2)
-    x = model.sample(
-        20,
-        (1, 28, 28),
-        labels=labels,
-        guidance=2.0,
-        steps=10,
-        clip=1.0,
-        generator=torch.Generator().manual_seed(0),
-    )
-    _, probs = metrics.evaluate_images(load_evaluator(), ((x + 1) / 2).clamp(0, 1))
-    assert metrics.label_accuracy(probs, labels) >= 0.9
