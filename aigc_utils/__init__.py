@@ -6,7 +6,13 @@ Modules:
     training: the ``fit`` loop and its ``History``.
     plotting: image grids and training curves.
     checkpoints: save/load weights with the config that built them.
-    report: ``gate``, how a chapter states a measured number and its threshold.
+    report: ``gate``, ``gate_order``, ``quote`` and ``check``: how a chapter
+        states a measured number, a ranking, a number from another chapter,
+        and checks a student's answer.
+    source: ``show_source``, the package's code shown on the page.
+    longrun: the chapters' models trained for much longer, with shipped weights.
+    tokenizers: byte-level byte-pair encoding.
+    lora, preference: low-rank adapters and direct preference optimisation.
 """
 
 __version__ = "0.1.0"

@@ -102,17 +102,20 @@ def sample_next(
     return torch.multinomial(probs, 1, generator=generator)
 
 
+def describe(x: object) -> str:
+    """``"torch.int64 of shape (2, 3)"`` for a tensor, else the type's name: the
+    "got ..." part of an error message."""
+    if isinstance(x, Tensor):
+        return f"{x.dtype} of shape {tuple(x.shape)}"
+    return type(x).__name__
+
+
 def check_ids(idx: object, vocab_size: int, name: str = "idx") -> Tensor:
     """Raise ``ValueError`` unless ``idx`` is a non-empty ``(B, T)`` int64 tensor of
     ids in ``0..vocab_size-1``; return it."""
     if not isinstance(idx, Tensor) or idx.dtype != torch.long or idx.dim() != 2:
-        got = (
-            f"{idx.dtype} of shape {tuple(idx.shape)}"
-            if isinstance(idx, Tensor)
-            else type(idx).__name__
-        )
         raise ValueError(
-            f"{name} must be a (B, T) int64 tensor of token ids, got {got}"
+            f"{name} must be a (B, T) int64 tensor of token ids, got {describe(idx)}"
         )
     if idx.numel() == 0:
         raise ValueError(f"{name} is empty: give at least one token per row")

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .gpt import describe
+
 __all__ = ["DPOLoss", "dpo_loss", "kl_to_reference", "sequence_logprob"]
 
 
@@ -52,12 +54,9 @@ class DPOLoss(NamedTuple):
 
 def _check_prompt(idx: object, prompt_len: object) -> Tensor:
     if not isinstance(idx, Tensor) or idx.dtype != torch.long or idx.dim() != 2:
-        got = (
-            f"{idx.dtype} of shape {tuple(idx.shape)}"
-            if isinstance(idx, Tensor)
-            else type(idx).__name__
+        raise ValueError(
+            f"idx must be a (B, T) int64 tensor of token ids, got {describe(idx)}"
         )
-        raise ValueError(f"idx must be a (B, T) int64 tensor of token ids, got {got}")
     t = idx.shape[1]
     if (
         isinstance(prompt_len, bool)
@@ -144,13 +143,9 @@ def dpo_loss(
     }
     for name, x in named.items():
         if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != 1:
-            got = (
-                f"{x.dtype} of shape {tuple(x.shape)}"
-                if isinstance(x, Tensor)
-                else type(x).__name__
-            )
             raise ValueError(
-                f"{name} must be a floating (B,) tensor of log-probabilities, got {got}"
+                f"{name} must be a floating (B,) tensor of log-probabilities, "
+                f"got {describe(x)}"
             )
     shapes = {name: tuple(x.shape) for name, x in named.items()}
     if len(set(shapes.values())) != 1 or policy_chosen.numel() == 0:

@@ -26,6 +26,7 @@ from aigc_utils.gpt import (
     GPTConfig,
     KVCache,
     check_ids,
+    describe,
     filter_logits,
     sample_next,
     with_loss,
@@ -52,12 +53,9 @@ __all__ = [
 
 def _check_data(data: object, min_len: int) -> Tensor:
     if not isinstance(data, Tensor) or data.dtype != torch.long or data.dim() != 1:
-        got = (
-            f"{data.dtype} of shape {tuple(data.shape)}"
-            if isinstance(data, Tensor)
-            else type(data).__name__
+        raise ValueError(
+            f"data must be a 1-D int64 tensor of ids, got {describe(data)}"
         )
-        raise ValueError(f"data must be a 1-D int64 tensor of ids, got {got}")
     if len(data) < min_len:
         raise ValueError(f"data has {len(data)} tokens; need at least {min_len}")
     return data

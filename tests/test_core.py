@@ -18,8 +18,8 @@ from aigc_utils.checkpoints import (
 )
 from aigc_utils.plotting import image_grid, plot_history, show_images
 from aigc_utils.report import check, gate, gate_order, quote
-from aigc_utils.source import show_source, source
 from aigc_utils.runtime import describe_environment, get_device, seed_everything
+from aigc_utils.source import show_source, source
 from aigc_utils.training import History, fit, to_device
 
 # ----------------------------------------------------------------- runtime
