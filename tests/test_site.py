@@ -149,3 +149,19 @@ def test_page_renders_offline(server: str, browser, page: str) -> None:
     assert outside == [], f"{page}: requests outside the site: {outside}"
     assert errors == [], f"{page}: console errors: {errors}"
     context.close()
+
+
+def test_worked_solution_is_collapsed_until_clicked(server: str, browser) -> None:
+    page = "notebooks/06_text/build_gpt.html"
+    need((SITE / page).exists(), f"no {page} in the built site")
+    tab = browser.new_page()
+    tab.goto(f"{server}/{page}", wait_until="networkidle")
+    solution = tab.get_by_text("reference solution: row 3 averages", exact=False)
+    details = tab.locator("details.hide", has=solution)
+    assert details.count() == 1, "the worked solution is not in a collapsed cell"
+    assert not solution.is_visible(), "the worked solution is visible before a click"
+    assert details.get_attribute("open") is None
+    details.locator("summary").click()
+    solution.wait_for(state="visible", timeout=5000)
+    assert details.get_attribute("open") is not None
+    tab.close()
