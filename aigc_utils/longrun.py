@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from .checkpoints import load_checkpoint, save_checkpoint
+from .data import content_sha256 as sha256  # the data loaders' file checksum
 from .training import cosine_lr
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "longrun"
@@ -57,15 +57,6 @@ def budget(device: torch.device | None = None) -> str:
     if device is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return "gpu" if device.type == "cuda" else "cpu"
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _hardware(device: torch.device) -> str:
