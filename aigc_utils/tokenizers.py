@@ -144,6 +144,50 @@ def _merge(
     return out
 
 
+def _check_ids(ids: object, name: str = "ids") -> list[int]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise ValueError(
+            f"{name} must be a sequence of ints, got {type(ids).__name__}; "
+            "convert a tensor with .tolist()"
+        )
+    for i in ids:
+        if not _is_int(i):
+            raise ValueError(f"token ids must be ints, got {i!r}")
+    return [int(i) for i in ids]
+
+
+def count_pairs(ids: Sequence[int]) -> Counter[Pair]:
+    """How often each adjacent pair of ``ids`` occurs; overlapping pairs count, so
+    ``[a, a, a]`` holds ``(a, a)`` twice.
+
+    Raises:
+        ValueError: ``ids`` is not a sequence of ints.
+    """
+    ids = _check_ids(ids)
+    return Counter(zip(ids, ids[1:]))
+
+
+def merge(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
+    """One BPE merge step: ``ids`` with every occurrence of ``pair``, scanned left
+    to right, replaced by ``new_id``, so ``[a, a, a]`` with ``(a, a)`` becomes
+    ``[new_id, a]``. The input is not changed.
+
+    Raises:
+        ValueError: ``ids`` not a sequence of ints, ``pair`` not two ints, or
+            ``new_id`` not an int >= 0.
+    """
+    ids = _check_ids(ids)
+    if (
+        not isinstance(pair, tuple)
+        or len(pair) != 2
+        or not all(_is_int(x) for x in pair)
+    ):
+        raise ValueError(f"pair must be a tuple of two ints, got {pair!r}")
+    if not _is_int(new_id) or new_id < 0:
+        raise ValueError(f"new_id must be an int >= 0, got {new_id!r}")
+    return _merge(ids, (int(pair[0]), int(pair[1])), int(new_id))
+
+
 def _most_frequent(counts: Counter[Pair]) -> Pair:
     """The pair with the highest count; ties go to the smallest pair, so training
     is reproducible."""
@@ -250,6 +294,23 @@ class BPETokenizer:
             merges.append((pair, new_id))
         return cls(tuple(merges), pattern)
 
+    def truncate(self, vocab_size: int) -> BPETokenizer:
+        """This tokenizer with only its first ``vocab_size - 256`` merges.
+
+        Each merge depends only on the text and the merges before it, so the
+        result equals what :meth:`train` learns with ``vocab_size`` on the same
+        text and pattern: one training run gives every smaller vocabulary.
+
+        Raises:
+            ValueError: ``vocab_size`` not an int in ``[256, self.vocab_size]``.
+        """
+        if not _is_int(vocab_size) or not 256 <= vocab_size <= self.vocab_size:
+            raise ValueError(
+                f"vocab_size must be an int in [256, {self.vocab_size}], "
+                f"got {vocab_size!r}"
+            )
+        return BPETokenizer(self.merges[: int(vocab_size) - 256], self.pattern)
+
     # -------------------------------------------------------------- encoding
 
     def _encode_by_rank(self, ids: list[int]) -> list[int]:
@@ -301,20 +362,14 @@ class BPETokenizer:
         Raises:
             ValueError: an id that is not an int or not in ``[0, vocab_size)``.
         """
-        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-            raise ValueError(
-                f"ids must be a sequence of ints, got {type(ids).__name__}; "
-                "convert a tensor with .tolist()"
-            )
+        ids = _check_ids(ids)
         for i in ids:
-            if not _is_int(i):
-                raise ValueError(f"token ids must be ints, got {i!r}")
             if not 0 <= i < self.vocab_size:
                 raise ValueError(
                     f"token id {i} is out of range [0, {self.vocab_size}) "
                     "for this tokenizer"
                 )
-        return b"".join(self._vocab[int(i)] for i in ids).decode("utf-8", "replace")
+        return b"".join(self._vocab[i] for i in ids).decode("utf-8", "replace")
 
     # -------------------------------------------------------------- files
 

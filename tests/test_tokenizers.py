@@ -13,6 +13,8 @@ from aigc_utils.tokenizers import (
     GPT2_SPLIT_PATTERN,
     BPETokenizer,
     compression_ratio,
+    count_pairs,
+    merge,
     nats_per_char,
 )
 
@@ -132,6 +134,47 @@ def test_wikipedia_example_by_hand() -> None:
     assert tok.encode("aaabdaaabac") == [258, ord("d"), 258, a, ord("c")]
     assert tok.vocab[258] == b"aaab"
     assert tok.decode([258, 257, 256]) == "aaababaa"
+
+
+def test_count_pairs_and_merge_by_hand() -> None:
+    a, b, c, d = (ord(x) for x in "abcd")
+    ids = list(b"aaabdaaabac")
+    assert count_pairs(ids) == {
+        (a, a): 4, (a, b): 2, (b, d): 1, (d, a): 1, (b, a): 1, (a, c): 1
+    }  # fmt: skip
+    assert count_pairs([]) == {} and count_pairs((7,)) == {}
+    # overlapping occurrences: the left one wins, scanning left to right
+    assert merge([a, a, a], (a, a), 256) == [256, a]
+    assert merge([a, a, a, a], (a, a), 256) == [256, 256]
+    assert merge(ids, (a, a), 256) == [256, a, b, d, 256, a, b, a, c]
+    assert merge(ids, (c, d), 256) == ids  # no occurrence: unchanged copy
+    assert merge((a, b), (a, b), 300) == [300]  # any sequence, any new id
+    assert ids == list(b"aaabdaaabac")  # the input is not modified
+
+
+def test_merge_matches_a_plain_loop() -> None:
+    rng = random.Random(2)
+    for _ in range(300):
+        ids = [rng.randint(0, 3) for _ in range(rng.randint(0, 30))]
+        pair = (rng.randint(0, 3), rng.randint(0, 3))
+        expected, i = [], 0
+        while i < len(ids):
+            if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+                expected.append(9)
+                i += 2
+            else:
+                expected.append(ids[i])
+                i += 1
+        assert merge(ids, pair, 9) == expected
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=["no-split", "gpt2-split"])
+def test_truncate_equals_training_a_smaller_vocabulary(pattern: str | None) -> None:
+    big = BPETokenizer.train(CORPUS, 256 + 100, pattern=pattern)
+    for vocab_size in (256, 257, 300, 356):
+        small = BPETokenizer.train(CORPUS, vocab_size, pattern=pattern)
+        assert big.truncate(vocab_size) == small
+        assert big.truncate(vocab_size).encode(CORPUS) == small.encode(CORPUS)
 
 
 @pytest.mark.parametrize("pattern", PATTERNS, ids=["no-split", "gpt2-split"])
@@ -300,6 +343,16 @@ def test_load_missing_file(tmp_path) -> None:
         (lambda: BPETokenizer().decode("abc"), "ids must be a sequence of ints"),
         (lambda: BPETokenizer(merges=(((97, 98), 300),)), "must create id 256"),
         (lambda: BPETokenizer(merges=((97, 98),)), r"must be \(\(a, b\), new_id\)"),
+        (lambda: count_pairs("abc"), "ids must be a sequence of ints, got str"),
+        (lambda: count_pairs([1, 2.0]), "token ids must be ints, got 2.0"),
+        (lambda: merge(b"ab", (97, 98), 256), "must be a sequence of ints, got bytes"),
+        (lambda: merge([1, 2], [1, 2], 256), r"pair must be a tuple of two ints"),
+        (lambda: merge([1, 2], (1, 2, 3), 256), r"pair must be a tuple of two ints"),
+        (lambda: merge([1, 2], (1, "2"), 256), r"pair must be a tuple of two ints"),
+        (lambda: merge([1, 2], (1, 2), -1), r"new_id must be an int >= 0, got -1"),
+        (lambda: merge([1, 2], (1, 2), 2.0), r"new_id must be an int >= 0, got 2.0"),
+        (lambda: BPETokenizer().truncate(257), r"int in \[256, 256\], got 257"),
+        (lambda: BPETokenizer().truncate(255.0), r"int in \[256, 256\], got 255.0"),
         (lambda: compression_ratio(BPETokenizer(), ""), "empty text is undefined"),
         (lambda: compression_ratio("tok", "abc"), "must be a BPETokenizer, got str"),
         (lambda: nats_per_char(-0.1, 10, 10), "finite number >= 0, got -0.1"),
