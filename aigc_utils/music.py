@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -430,12 +431,24 @@ def load_chorales(
     if not chorales:
         raise ValueError(f"none of the {len(files)} files is a four-part chorale")
     for place in places:
+        if not _meant_writable(place):
+            continue
         try:
             save_chorales(chorales, place / name)
             break
         except OSError as err:
             warnings.warn(f"cannot cache chorales in {place} ({err})", stacklevel=2)
     return chorales
+
+
+def _meant_writable(place: Path) -> bool:
+    """False when ``place`` (or the nearest folder above it that exists) has no
+    owner write permission: a data folder shared read-only. The file system
+    would let ``root`` write there anyway, so the mode bits are asked instead."""
+    folder = place
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return bool(folder.stat().st_mode & stat.S_IWUSR)
 
 
 def _parse_or_explain(path: Path) -> Chorale | None:

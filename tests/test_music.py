@@ -277,6 +277,23 @@ def test_cache_dir_follows_data_dir(tmp_path: Path, monkeypatch) -> None:
     assert music.chorale_cache_dir() == tmp_path / "cache" / "music"
 
 
+def test_read_only_data_dir_is_left_alone(
+    tmp_path: Path, fake_parser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files, _ = fake_parser
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    data.mkdir()
+    data.chmod(0o555)  # shared read-only (root could still write: the mode decides)
+    monkeypatch.setenv("AIGC_DATA_DIR", str(data))
+    monkeypatch.setenv("AIGC_CACHE_DIR", str(cache))
+    try:
+        music.load_chorales(files)
+    finally:
+        data.chmod(0o755)
+    assert not (data / "music").exists()
+    assert len(list((cache / "music").iterdir())) == 1
+
+
 def test_missing_inputs(tmp_path: Path, fake_parser) -> None:
     with pytest.raises(FileNotFoundError, match="no chorale file"):
         music.load_chorales([tmp_path / "absent.mxl"], directory=tmp_path)
