@@ -330,6 +330,20 @@ def load_shakespeare() -> str:
     return fetch(SHAKESPEARE).read_text(encoding="utf-8")
 
 
+def flat_ids(ids: torch.Tensor | Sequence[int], size: int) -> list[int]:
+    """Token ids of any shape, flattened to a list, each checked to lie in
+    ``0..size-1`` (the vocabularies' ``decode`` methods use it).
+
+    Raises:
+        ValueError: an id outside ``0..size-1``.
+    """
+    flat = torch.as_tensor(ids).flatten().tolist()
+    bad = [i for i in flat if not 0 <= i < size]
+    if bad:
+        raise ValueError(f"ids {bad[:5]} are outside 0..{size - 1}")
+    return flat
+
+
 class CharVocab:
     """A character vocabulary: characters sorted, ids ``0..len(vocab)-1``."""
 
@@ -363,11 +377,7 @@ class CharVocab:
         Raises:
             ValueError: an id outside ``0..len(vocab)-1``.
         """
-        flat = torch.as_tensor(ids).flatten().tolist()
-        bad = [i for i in flat if not 0 <= i < len(self)]
-        if bad:
-            raise ValueError(f"ids {bad[:5]} are outside 0..{len(self) - 1}")
-        return "".join(self.chars[i] for i in flat)
+        return "".join(self.chars[i] for i in flat_ids(ids, len(self)))
 
 
 def shakespeare_splits(

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from aigc_utils.data import DATA_DIR_ENV, cache_dir
+from aigc_utils.data import DATA_DIR_ENV, cache_dir, flat_ids
 
 REST, HOLD = -1, 128
 SPQ = 4  # grid steps per quarter note in the cache (a sixteenth-note grid)
@@ -505,11 +505,7 @@ class TokenVocab:
         Raises:
             ValueError: an id outside ``0..len(vocab)-1``.
         """
-        flat = torch.as_tensor(ids).flatten().tolist()
-        bad = [i for i in flat if not 0 <= i < len(self)]
-        if bad:
-            raise ValueError(f"ids {bad[:5]} are outside 0..{len(self) - 1}")
-        return [self.tokens[i] for i in flat]
+        return [self.tokens[i] for i in flat_ids(ids, len(self))]
 
 
 def corpus_tokens(

@@ -39,7 +39,7 @@ from .attention import (
     split_heads,
 )
 from .diffusion import Diffusion, NoiseSchedule, timestep_embedding
-from .unet import ResBlock
+from .unet import ResBlock, output_head
 
 __all__ = [
     "HELD_OUT",
@@ -571,13 +571,7 @@ class TextUNet(nn.Module):
             ResBlock(c2 + c1, c1, e, g),
             CrossAttention(c1, d, c.n_heads, g),
         )
-        self.out = nn.Sequential(
-            nn.GroupNorm(min(g, c1), c1),
-            nn.SiLU(),
-            nn.Conv2d(c1, c.in_channels, 3, padding=1),
-        )
-        nn.init.zeros_(self.out[-1].weight)  # start by predicting zero noise
-        nn.init.zeros_(self.out[-1].bias)
+        self.out = output_head(c1, c.in_channels, g)
 
     def forward(self, x: Tensor, t: Tensor, tokens: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.config.in_channels:

@@ -59,6 +59,20 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+def output_head(channels: int, out_channels: int, groups: int) -> nn.Sequential:
+    """GroupNorm, SiLU and a 3x3 convolution to ``out_channels``: the last layer
+    of a noise-predicting U-Net. Its weights start at zero, so the untrained
+    network predicts zero noise."""
+    head = nn.Sequential(
+        nn.GroupNorm(min(groups, channels), channels),
+        nn.SiLU(),
+        nn.Conv2d(channels, out_channels, 3, padding=1),
+    )
+    nn.init.zeros_(head[-1].weight)
+    nn.init.zeros_(head[-1].bias)
+    return head
+
+
 class UNet(nn.Module):
     """``eps_theta(x_t, t, y)``: images ``(B, C, 28, 28)``, timesteps ``(B,)``,
     labels ``(B,)`` in ``0..num_classes`` or ``None`` → noise ``(B, C, 28, 28)``."""
@@ -79,13 +93,7 @@ class UNet(nn.Module):
         self.up2 = ResBlock(c3 + c2, c2, e, g)
         self.up1 = ResBlock(c2 + c1, c1, e, g)
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
-        self.out = nn.Sequential(
-            nn.GroupNorm(min(g, c1), c1),
-            nn.SiLU(),
-            nn.Conv2d(c1, c.in_channels, 3, padding=1),
-        )
-        nn.init.zeros_(self.out[-1].weight)  # start by predicting zero noise
-        nn.init.zeros_(self.out[-1].bias)
+        self.out = output_head(c1, c.in_channels, g)
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
