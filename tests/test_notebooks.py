@@ -124,6 +124,26 @@ def test_integrity_fails_without_hash(book: Path) -> None:
     assert any("no code hash" in p for p in problems)
 
 
+def test_integrity_fails_on_a_knob_shown_on_the_website(book: Path) -> None:
+    def change(nb):
+        cell = nbtools.code_cells(nb)[2]
+        cell.source += "\nknob(print, w=[1, 2])"
+        nb.metadata["aigc"]["code_sha256"] = nbtools.code_hash(nb)
+
+    problems = edit(book, change)
+    assert len(problems) == 1 and "remove-output" in problems[0]
+
+    def tag(nb):
+        nbtools.code_cells(nb)[2].metadata["tags"] = ["remove-output"]
+
+    assert edit(book, tag) == []
+
+
+def test_integrity_fails_on_kept_widget_state(book: Path) -> None:
+    problems = edit(book, lambda nb: nb.metadata.update(widgets={"state": {}}))
+    assert any("widget state" in p for p in problems)
+
+
 def test_toc_check_fails_both_ways(book: Path) -> None:
     extra = book / "notebooks" / "00_start" / "orphan.ipynb"
     shutil.copy(nb_path(book), extra)

@@ -34,6 +34,7 @@ import ast
 import copy
 import hashlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -127,6 +128,9 @@ def execute(path: Path, timeout: int = 1800) -> float:
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
+    # Widget state is not kept: a live kernel re-creates the sliders, and the
+    # website shows each knob's sweep as a static figure instead.
+    nb.metadata.pop("widgets", None)
     nb.metadata[META_KEY] = {
         "code_sha256": code_hash(nb),
         "wall_seconds": round(seconds, 1),
@@ -142,6 +146,9 @@ def execute(path: Path, timeout: int = 1800) -> float:
 
 # ---------------------------------------------------------------------------
 # check
+
+
+KNOB_CALL = re.compile(r"(?<![\w.])knob\(")
 
 
 def check_notebook(path: Path, root: Path = ROOT) -> list[str]:
@@ -173,6 +180,14 @@ def check_notebook(path: Path, root: Path = ROOT) -> list[str]:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 problems.append(f"{rel}: code cell {i + 1} has an error output")
+        if KNOB_CALL.search(cell.source) and "remove-output" not in tags(cell):
+            problems.append(
+                f"{rel}: code cell {i + 1} shows a knob but is not tagged "
+                "remove-output (a web page cannot run sliders; show the same "
+                "sweep as a static figure in the next cell)"
+            )
+    if "widgets" in nb.metadata:
+        problems.append(f"{rel}: keeps widget state; run make execute NB={rel}")
     meta = nb.metadata.get(META_KEY, {})
     if "code_sha256" not in meta:
         problems.append(f"{rel}: never executed with make execute (no code hash)")
