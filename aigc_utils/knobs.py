@@ -68,13 +68,16 @@ def knob(
         **choices: knob name -> the values it steps through, in slider order.
 
     Returns:
-        The ipywidgets ``interactive`` widget (already displayed), or ``None``
-        where ipywidgets is missing (``render`` then ran once at the defaults).
+        The panel (an ipywidgets ``VBox`` of the sliders and an ``Output`` that
+        shows what ``render`` draws), already displayed; or ``None`` where
+        ipywidgets is missing (``render`` then ran once at the defaults).
 
     Raises:
         ValueError: no knobs, a knob without values, or a default that is not
             one of its knob's values.
         TypeError: a knob's values are not a list or tuple.
+        Exception: whatever ``render`` raises at the start values (later
+            failures show in the panel instead).
     """
     defaults = dict(defaults or {})
     _check(choices, defaults)
@@ -97,6 +100,23 @@ def knob(
     }
     from IPython.display import display
 
-    panel = widgets.interactive(render, **sliders)  # runs render at the start values
+    output = widgets.Output()
+
+    def update(change: Any = None) -> None:  # noqa: ARG001 - the observer's argument
+        output.clear_output(wait=True)
+        with output:  # a failure inside shows in the panel; the first one is raised
+            try:
+                render(**{name: slider.value for name, slider in sliders.items()})
+            except Exception as err:
+                failures.append(err)
+                raise
+
+    failures: list[Exception] = []
+    for slider in sliders.values():
+        slider.observe(update, names="value")
+    panel = widgets.VBox([*sliders.values(), output])
     display(panel)
+    update()
+    if failures:  # rendering at the start values failed: fail the cell, not silently
+        raise failures[0]
     return panel

@@ -16,7 +16,7 @@ def test_knob_renders_at_the_defaults_and_on_each_move() -> None:
         steps=(5, 10),
     )
     assert calls == [{"w": 2.0, "steps": 5}]  # rendered once at the start values
-    slider_w, slider_steps = panel.kwargs_widgets
+    slider_w, slider_steps, _output = panel.children
     assert (slider_w.description, list(slider_w.options)) == ("w", [0.0, 2.0, 4.0])
     slider_w.value = 4.0  # what releasing the slider does
     slider_steps.value = 10
@@ -37,3 +37,19 @@ def test_knob_renders_at_the_defaults_and_on_each_move() -> None:
 def test_knob_rejects_bad_choices(choices, defaults, error, match) -> None:
     with pytest.raises(error, match=match):
         knob(lambda **kw: None, defaults=defaults, **choices)
+
+
+def test_knob_only_makes_sliders_for_its_keywords_and_raises_a_first_failure() -> None:
+    calls: list[tuple] = []
+
+    def render(w, show=True):  # a parameter that is not a knob gets no widget
+        calls.append((w, show))
+
+    panel = knob(render, w=[1, 2])
+    assert len(panel.children) == 2 and calls == [(1, True)]
+
+    def broken(w):
+        raise RuntimeError(f"cannot draw w={w}")
+
+    with pytest.raises(RuntimeError, match="cannot draw w=1"):
+        knob(broken, w=[1, 2])
