@@ -27,7 +27,7 @@ help:
 	@echo "make check    quick tier: unit tests, notebook integrity, book, browser test"
 	@echo "make execute NB=notebooks/.../x.ipynb   re-execute notebooks in place"
 	@echo "make timings  how long each notebook takes to run"
-	@echo "make long-runs  retrain the shipped long-run weights (GPU if present; ~45 min on 2 CPU cores)"
+	@echo "make long-runs  retrain the shipped long-run weights (GPU if present; about an hour on 2 CPU cores)"
 	@echo "make student  notebooks without solutions or outputs, for students, in _build/student"
 	@echo "make lab      open JupyterLab"
 	@echo "make clean    remove build outputs (distclean also removes .venv)"
@@ -42,6 +42,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 book: $(STAMP)
 	rm -rf _build/html
+	$(BIN)/python tools/nbtools.py student _build/student >/dev/null  # the kit links its zip
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going --builder html
 	@echo "The book is at file://$(abspath _build/html/index.html)"
 

@@ -53,6 +53,16 @@ def test_ddpm_recipe_trains_and_loads(
     assert x.shape == (2, 1, 28, 28) and info["recipe"]["steps"] == 2
 
 
+def test_dcgan_recipe_trains_and_loads(
+    shared_data: Path, tmp_path: Path, one_thread
+) -> None:
+    longrun.train("dcgan", steps=2, out_dir=tmp_path, log=lambda _: None)
+    generator, info = longrun.load("dcgan", directory=tmp_path)
+    x = generator.sample(3)
+    assert x.shape == (3, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
+    assert info["curve"]["step"] == [2] and info["metrics"]["IS_1000"] >= 1.0
+
+
 def test_train_then_load_round_trip(
     shared_data: Path, tmp_path: Path, one_thread
 ) -> None:
@@ -83,7 +93,7 @@ def test_missing_and_corrupted_weights_say_how_to_retrain(tmp_path: Path) -> Non
 # ------------------------------------------------ the shipped long runs
 
 
-SHIPPED = ("gpt",)  # the DDPM recipe is defined; its weights are not shipped yet
+SHIPPED = ("gpt", "ddpm")  # the DCGAN recipe is defined; its weights are not yet
 
 
 def test_shipped_weights_are_small_and_recorded() -> None:
@@ -104,3 +114,20 @@ def test_shipped_gpt_still_predicts(shared_data: Path, one_thread) -> None:
     _, val, _ = shakespeare_splits()
     loss = lm_loss(model, val, model.config.block_size, max_windows=40)
     assert loss < info["metrics"]["val_loss"] + 0.15  # 5k characters: noisy, not broken
+
+
+def test_shipped_ddpm_still_draws_the_asked_digit(
+    shared_data: Path, one_thread
+) -> None:
+    from aigc_utils import metrics
+    from aigc_utils.evaluator import load_evaluator
+
+    model, _ = longrun.load("ddpm")
+    labels = torch.arange(10).repeat(3)
+    x = model.sample(
+        30, (1, 28, 28), labels=labels, guidance=2.0, steps=10, clip=1.0,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    _, probs = metrics.evaluate_images(load_evaluator(), ((x + 1) / 2).clamp(0, 1))
+    assert metrics.label_accuracy(probs, labels) >= 0.8  # broken weights score ~0.1
+

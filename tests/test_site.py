@@ -16,10 +16,12 @@ import functools
 import os
 import shutil
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import nbformat
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -165,3 +167,23 @@ def test_worked_solution_is_collapsed_until_clicked(server: str, browser) -> Non
     solution.wait_for(state="visible", timeout=5000)
     assert details.get_attribute("open") is not None
     tab.close()
+
+
+def test_teachers_kit_links_the_student_notebooks(server: str, browser) -> None:
+    page = "book/teachers_kit.html"
+    need((SITE / page).exists(), f"no {page} in the built site")
+    tab = browser.new_page()
+    tab.goto(f"{server}/{page}", wait_until="networkidle")
+    link = tab.locator("a.download", has_text="aigc-course-student-notebooks.zip")
+    assert link.count() == 1, "the teacher's kit does not link the student notebooks"
+    with tab.expect_download() as info:
+        link.click()
+    archive = Path(info.value.path())
+    tab.close()
+    with zipfile.ZipFile(archive) as zipped:
+        names = [n for n in zipped.namelist() if n.endswith(".ipynb")]
+        assert len(names) == len(list((ROOT / "notebooks").rglob("*.ipynb")))
+        for name in names:
+            nb = nbformat.reads(zipped.read(name).decode(), as_version=4)
+            tagged = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+            assert tagged == [], f"{name}: the student version has a solution"

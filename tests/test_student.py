@@ -6,6 +6,7 @@ convention (exercise cell, hidden solution cell, check cell)."""
 from __future__ import annotations
 
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -171,6 +172,10 @@ def test_command_writes_student_notebooks(
     ]
     student = nbformat.read(out / written[1], as_version=4)
     assert len(student.cells) == 6 and student.metadata.kernelspec.name == "python3"
+    with zipfile.ZipFile(out / "aigc-course-student-notebooks.zip") as archive:
+        assert sorted(n for n in archive.namelist() if n.endswith(".ipynb")) == written
+        zipped = nbformat.reads(archive.read(written[1]).decode(), as_version=4)
+    assert zipped == student
 
 
 def test_command_defaults_to_build_student(

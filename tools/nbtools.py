@@ -18,7 +18,8 @@ code cell is the standard setup cell (with the repository named in
 notebook is in ``_toc.yml`` and every ``_toc.yml`` entry exists.
 
 ``student`` writes a student version of every notebook under ``OUT`` (default
-``_build/student``) at the same relative path: the cells tagged ``solution``
+``_build/student``) at the same relative path, and all of them zipped into
+``OUT/aigc-course-student-notebooks.zip``: the cells tagged ``solution``
 removed, every output and execution count cleared. An exercise is three cells:
 a code cell tagged ``exercise`` that assigns a placeholder (``answer = None`` or
 ``answer = ...``), directly after it the reference solution, a code cell tagged
@@ -35,6 +36,7 @@ import copy
 import hashlib
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -225,6 +227,7 @@ def check(paths: list[Path], root: Path = ROOT) -> list[str]:
 
 EXERCISE, SOLUTION, HIDE_INPUT = "exercise", "solution", "hide-input"
 STUDENT_DIR = Path("_build") / "student"
+STUDENT_ZIP = "aigc-course-student-notebooks"  # .zip, beside notebooks/ in OUT
 
 
 def tags(cell: nbformat.NotebookNode) -> list[str]:
@@ -334,6 +337,8 @@ def write_student(out: Path, root: Path = ROOT) -> dict[str, int]:
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(student, target)
+    # one download for a class (the teacher's kit links it)
+    shutil.make_archive(str(out / STUDENT_ZIP), "zip", out, "notebooks")
     return removed
 
 
