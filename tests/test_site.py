@@ -169,7 +169,9 @@ def test_worked_solution_is_collapsed_until_clicked(server: str, browser) -> Non
     tab.close()
 
 
-def test_teachers_kit_links_the_student_notebooks(server: str, browser) -> None:
+def test_teachers_kit_links_the_student_notebooks(
+    server: str, browser, tmp_path: Path
+) -> None:
     page = "book/teachers_kit.html"
     need((SITE / page).exists(), f"no {page} in the built site")
     tab = browser.new_page()
@@ -178,7 +180,8 @@ def test_teachers_kit_links_the_student_notebooks(server: str, browser) -> None:
     assert link.count() == 1, "the teacher's kit does not link the student notebooks"
     with tab.expect_download() as info:
         link.click()
-    archive = Path(info.value.path())
+    archive = tmp_path / "student.zip"
+    info.value.save_as(archive)  # before closing: the page's downloads go with it
     tab.close()
     with zipfile.ZipFile(archive) as zipped:
         names = [n for n in zipped.namelist() if n.endswith(".ipynb")]
