@@ -249,14 +249,11 @@ def _train_dcgan(
     gen = torch.Generator().manual_seed(recipe["seed"])
     batch = recipe["batch"]
 
-    def batches():  # shuffled passes over the data, full batches only
-        order = torch.randperm(len(x), generator=gen)
-        for idx in order.split(batch)[: len(order) // batch]:
-            yield x[idx].to(device)
-
-    class Passes:  # re-iterable, so train_gan starts a fresh pass when one ends
-        def __iter__(self):  # noqa: ANN204
-            return batches()
+    def passes():  # endless shuffled passes over the data, full batches only
+        while True:
+            order = torch.randperm(len(x), generator=gen)
+            for idx in order.split(batch)[: len(order) // batch]:
+                yield x[idx].to(device)
 
     evaluator = load_evaluator(device)
 
@@ -269,7 +266,7 @@ def _train_dcgan(
     opt_d = torch.optim.Adam(critic.parameters(), lr=recipe["lr"], betas=betas)
     every = min(recipe["eval_every"], steps)
     history, g_ema = train_gan(
-        model, critic, Passes(), opt_g, opt_d, steps=steps, ema_decay=recipe["ema"],
+        model, critic, passes(), opt_g, opt_d, steps=steps, ema_decay=recipe["ema"],
         evaluate=evaluate, eval_every=every, log_every=50,
     )  # fmt: skip
     model.load_state_dict(g_ema.state_dict())  # ship the averaged generator
