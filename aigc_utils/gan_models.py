@@ -22,7 +22,7 @@ import copy
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,6 +285,7 @@ def train_gan(
     eval_every: int | None = None,
     log_every: int = 50,
     progress: bool = True,
+    schedulers: Sequence[torch.optim.lr_scheduler.LRScheduler] = (),
 ) -> tuple[GANHistory, nn.Module]:
     """Train a GAN for ``steps`` generator updates; return its history and G.
 
@@ -303,6 +304,8 @@ def train_gan(
         evaluate: ``evaluate(G) -> {"name": value}`` on the returned generator,
             in eval mode under ``torch.no_grad()``, every ``eval_every`` steps
             and at the end; its time is not counted in ``seconds``.
+        schedulers: learning-rate schedulers (of either optimizer), each
+            stepped once after every generator update.
 
     Returns:
         ``(history, G)``: G is ``generator`` itself, or its EMA copy.
@@ -345,6 +348,8 @@ def train_gan(
         if ema is not None:  # warm-up: early on, average over fewer steps
             decay = min(ema_decay, (1 + step) / (10 + step))  # type: ignore[type-var]
             _ema_update(ema, generator, decay)
+        for scheduler in schedulers:
+            scheduler.step()
         window += torch.stack(list(stats))
         in_window += 1
         bar.update(1)

@@ -367,6 +367,19 @@ def test_train_gan_discriminator_steps_consume_batches() -> None:
     assert all(v <= 0 for v in history.loss_g)  # the saturating loss
 
 
+def test_train_gan_steps_each_scheduler_once_per_generator_update() -> None:
+    torch.manual_seed(0)
+    cfg = MLPGANConfig(data_shape=(1,), latent_dim=1, hidden=4, depth=1)
+    g, d = MLPGenerator(cfg), MLPDiscriminator(cfg)
+    opt_g = torch.optim.SGD(g.parameters(), lr=1.0)
+    opt_d = torch.optim.SGD(d.parameters(), lr=1.0)
+    halve = [torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.5)
+             for o in (opt_g, opt_d)]  # fmt: skip
+    train_gan(g, d, Shifted(), opt_g, opt_d, steps=3, d_steps=2, log_every=1,
+              progress=False, schedulers=halve)  # fmt: skip
+    assert [o.param_groups[0]["lr"] for o in (opt_g, opt_d)] == [0.125, 0.125]
+
+
 def test_train_gan_errors() -> None:
     cfg = MLPGANConfig(data_shape=(1,), latent_dim=1, hidden=4, depth=1)
     g, d = MLPGenerator(cfg), MLPDiscriminator(cfg)
