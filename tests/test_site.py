@@ -190,3 +190,38 @@ def test_teachers_kit_links_the_student_notebooks(
             nb = nbformat.reads(zipped.read(name).decode(), as_version=4)
             tagged = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
             assert tagged == [], f"{name}: the student version has a solution"
+
+
+def test_music_page_plays_audio(server: str, browser) -> None:
+    page = "notebooks/08_media/music.html"
+    need((SITE / page).exists(), f"no {page} in the built site")
+    tab = browser.new_page()
+    tab.goto(f"{server}/{page}", wait_until="networkidle")
+    count = tab.eval_on_selector_all("main audio", "els => els.length")
+    assert count >= 1, f"{page}: no audio element"
+    # every clip's data loads and has a length: the browser can play it
+    tab.wait_for_function(
+        "() => [...document.querySelectorAll('main audio')]"
+        ".every(a => a.readyState >= 1 && a.duration > 0)",
+        timeout=20000,
+    )
+    tab.close()
+
+
+def test_video_page_shows_animations(server: str, browser) -> None:
+    page = "notebooks/08_media/video.html"
+    need((SITE / page).exists(), f"no {page} in the built site")
+    tab = browser.new_page()
+    tab.goto(f"{server}/{page}", wait_until="networkidle")
+    # matplotlib's jshtml player: an <img> whose frames a script swaps in
+    frames = "main img[id^='_anim_img']"
+    assert tab.eval_on_selector_all(frames, "els => els.length") >= 1, "no animation"
+    tab.wait_for_function(
+        f"() => [...document.querySelectorAll(\"{frames}\")]"
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        timeout=20000,
+    )
+    first = tab.eval_on_selector(frames, "i => i.src")
+    tab.click("main button[onclick*='next_frame']")
+    assert tab.eval_on_selector(frames, "i => i.src") != first, "the player is stuck"
+    tab.close()
