@@ -19,6 +19,7 @@ with it, a (soft) shift. Rolled out, it predicts any number of frames.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -446,4 +447,27 @@ def animate(
     anim = FuncAnimation(fig, draw, frames=t, interval=1000 / fps, blit=False)
     html = anim.to_jshtml(default_mode="loop")
     plt.close(fig)
-    return HTML(html)
+    return HTML(_offline_player(html))
+
+
+# matplotlib's player draws its buttons with Font Awesome icons fetched from a
+# CDN; a page that must work offline gets plain Unicode symbols instead.
+_ICONS = {
+    "fa fa-play fa-flip-horizontal": "\u25c0",  # play backwards
+    "fa fa-fast-backward": "\u23ee",
+    "fa fa-step-backward": "\u23ea",
+    "fa fa-fast-forward": "\u23ed",
+    "fa fa-step-forward": "\u23e9",
+    "fa fa-pause": "\u23f8",
+    "fa fa-play": "\u25b6",
+    "fa fa-minus": "\u2212",
+    "fa fa-plus": "+",
+}
+
+
+def _offline_player(html: str) -> str:
+    """``html`` from ``to_jshtml`` without its CDN stylesheet, icons as text."""
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
+    for css, symbol in _ICONS.items():
+        html = html.replace(f'<i class="{css}"></i>', symbol)
+    return html

@@ -189,6 +189,8 @@ def test_animation_is_html_with_every_frame() -> None:
     text = html.data
     assert "<script" in text and text.count("data:image/png;base64") == 3
     assert V.animate({"one clip": clip[0]}).data.count("data:image/png") == 3
+    # the page must work offline: no stylesheet or icon font from a CDN
+    assert "http" not in text and "fa fa-" not in text and "\u25b6" in text
 
 
 R = torch.rand
