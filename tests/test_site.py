@@ -153,11 +153,17 @@ def test_page_renders_offline(server: str, browser, page: str) -> None:
     context.close()
 
 
-def test_worked_solution_is_collapsed_until_clicked(server: str, browser) -> None:
-    page = "notebooks/06_text/build_gpt.html"
+def open_page(server: str, browser, page: str):  # noqa: ANN201 (a Playwright page)
+    """A new tab on ``page`` of the built site, loaded; skipped if not built."""
     need((SITE / page).exists(), f"no {page} in the built site")
     tab = browser.new_page()
     tab.goto(f"{server}/{page}", wait_until="networkidle")
+    return tab
+
+
+def test_worked_solution_is_collapsed_until_clicked(server: str, browser) -> None:
+    page = "notebooks/06_text/build_gpt.html"
+    tab = open_page(server, browser, page)
     solution = tab.get_by_text("reference solution: row 3 averages", exact=False)
     details = tab.locator("details.hide", has=solution)
     assert details.count() == 1, "the worked solution is not in a collapsed cell"
@@ -173,9 +179,7 @@ def test_teachers_kit_links_the_student_notebooks(
     server: str, browser, tmp_path: Path
 ) -> None:
     page = "book/teachers_kit.html"
-    need((SITE / page).exists(), f"no {page} in the built site")
-    tab = browser.new_page()
-    tab.goto(f"{server}/{page}", wait_until="networkidle")
+    tab = open_page(server, browser, page)
     link = tab.locator("a.download", has_text="aigc-course-student-notebooks.zip")
     assert link.count() == 1, "the teacher's kit does not link the student notebooks"
     with tab.expect_download() as info:
@@ -194,9 +198,7 @@ def test_teachers_kit_links_the_student_notebooks(
 
 def test_music_page_plays_audio(server: str, browser) -> None:
     page = "notebooks/08_media/music.html"
-    need((SITE / page).exists(), f"no {page} in the built site")
-    tab = browser.new_page()
-    tab.goto(f"{server}/{page}", wait_until="networkidle")
+    tab = open_page(server, browser, page)
     count = tab.eval_on_selector_all("main audio", "els => els.length")
     assert count >= 1, f"{page}: no audio element"
     # every clip's data loads and has a length: the browser can play it
@@ -210,14 +212,12 @@ def test_music_page_plays_audio(server: str, browser) -> None:
 
 def test_video_page_shows_animations(server: str, browser) -> None:
     page = "notebooks/08_media/video.html"
-    need((SITE / page).exists(), f"no {page} in the built site")
-    tab = browser.new_page()
-    tab.goto(f"{server}/{page}", wait_until="networkidle")
+    tab = open_page(server, browser, page)
     # matplotlib's jshtml player: an <img> whose frames a script swaps in
     frames = "main img[id^='_anim_img']"
     assert tab.eval_on_selector_all(frames, "els => els.length") >= 1, "no animation"
     tab.wait_for_function(
-        f"() => [...document.querySelectorAll(\"{frames}\")]"
+        f'() => [...document.querySelectorAll("{frames}")]'
         ".every(i => i.complete && i.naturalWidth > 0)",
         timeout=20000,
     )
