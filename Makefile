@@ -27,7 +27,7 @@ help:
 	@echo "make check    quick tier: unit tests, notebook integrity, book, browser test"
 	@echo "make execute NB=notebooks/.../x.ipynb   re-execute notebooks in place"
 	@echo "make timings  how long each notebook takes to run"
-	@echo "make long-runs  retrain the shipped long-run weights (GPU if present; about 100 minutes on 2 CPU cores)"
+	@echo "make long-runs  retrain the shipped long-run weights (GPU if present; about two hours on 2 CPU cores)"
 	@echo "make student  notebooks without solutions or outputs, for students, in _build/student"
 	@echo "make lab      open JupyterLab"
 	@echo "make clean    remove build outputs (distclean also removes .venv)"

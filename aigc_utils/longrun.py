@@ -100,14 +100,16 @@ def _dcgan_parts() -> tuple[Any, Callable[[Any], nn.Module]]:
 #: name -> recipe. ``config`` builds the model; the rest is the training recipe.
 RECIPES: dict[str, dict[str, Any]] = {
     "gpt": dict(
-        config=dict(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128),
-        steps=4000,
+        config=dict(
+            vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128, dropout=0.1
+        ),
+        steps=8000,
         batch=32,
         lr=2e-3,
         warmup=100,
         eval_every=250,
         seed=0,
-        minutes_cpu=25,
+        minutes_cpu=65,
     ),
     "ddpm": dict(
         config=dict(channels=16, mults=(1, 2, 4), num_classes=10),
