@@ -19,13 +19,14 @@ export AIGC_DATA_DIR ?= $(abspath ../shared/data)
 endif
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup book test check unit notebooks integrity browser execute timings lab lint clean distclean long-runs student
+.PHONY: help setup book test check unit notebooks integrity browser execute timings lab lint clean distclean long-runs student seeds
 
 help:
 	@echo "make book     build the website into _build/html"
 	@echo "make test     run every test (what CI runs)"
 	@echo "make check    quick tier: unit tests, notebook integrity, book, browser test"
 	@echo "make execute NB=notebooks/.../x.ipynb   re-execute notebooks in place"
+	@echo "make seeds NB=notebooks/.../x.ipynb   re-run a chapter under two more seeds; record each number's spread in tests/seeds"
 	@echo "make timings  how long each notebook takes to run"
 	@echo "make long-runs  retrain the shipped long-run weights (GPU if present; about two hours on 2 CPU cores)"
 	@echo "make student  notebooks without solutions or outputs, for students, in _build/student"
@@ -67,6 +68,9 @@ check: unit integrity book browser
 
 execute: $(STAMP)
 	$(BIN)/python tools/nbtools.py execute $(NB)
+
+seeds: $(STAMP)
+	PYTHONPATH=tools $(BIN)/python tools/nbtools.py seeds $(NB)
 
 timings: $(STAMP)
 	$(BIN)/python tools/nbtools.py timings

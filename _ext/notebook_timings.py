@@ -17,6 +17,18 @@ the teacher's kit asks for them with two directives instead:
     the book" and adds no time, so the plan never links to a missing page and
     fills itself in as chapters land.
 
+Two roles keep numbers in prose honest (``tests/test_prose_numbers.py``
+fails on a measured-looking number that uses neither, nor ``{glue:text}``):
+
+``{runtime}`this``` (or a notebook path as in ``_toc.yml``)
+    The recorded run time of the page's own (or that) notebook ("about 4
+    minutes"), so that "running it takes ..." follows its last ``make execute``.
+
+``{lit}``
+    A literal that is not a measurement of ours (a year, an image size, a
+    published figure beside its citation, a setting the reader chooses):
+    rendered as plain text, and exempt from the check.
+
 Each page that uses a directive depends on the notebooks it reads, so an
 incremental build refreshes the numbers after a notebook is re-executed.
 """
@@ -165,7 +177,41 @@ class NotebookSchedule(_Base):
         return [_table(header, rows)]
 
 
+def about(seconds: float) -> str:
+    """A run time as prose: ``76`` -> ``"about 1 minute"``, ``575`` ->
+    ``"about 10 minutes"``, ``21`` -> ``"about 20 seconds"``."""
+    if seconds < 55:
+        n = max(10, int(round(seconds / 10.0)) * 10)
+        return f"about {n} seconds"
+    n = max(1, int(round(seconds / 60.0)))
+    return f"about {n} minute{'s' if n != 1 else ''}"
+
+
+def lit_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """``{lit}`1998``` -> the text itself: a literal that is not our measurement."""
+    return [nodes.Text(text)], []
+
+
+def runtime_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """``{runtime}`this``` -> the page's notebook's recorded run time, in words."""
+    env = inliner.document.settings.env
+    docname = env.docname if text.strip() in ("", "this") else text.strip().lstrip("/")
+    path = Path(env.srcdir) / f"{docname}.ipynb"
+    seconds = wall_seconds(path) if path.exists() else None
+    if seconds is None:
+        msg = inliner.reporter.error(
+            f"{{runtime}}: no executed notebook {docname}.ipynb with a recorded "
+            "run time (run make execute)",
+            line=lineno,
+        )
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    env.note_dependency(str(path))
+    return [nodes.Text(about(seconds))], []
+
+
 def setup(app: Sphinx) -> dict:
+    app.add_role("lit", lit_role)
+    app.add_role("runtime", runtime_role)
     app.add_directive("notebook-timings", NotebookTimings)
     app.add_directive("notebook-schedule", NotebookSchedule)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -11,13 +11,14 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from aigc_utils import report
 from aigc_utils.checkpoints import (
     CheckpointMismatchError,
     load_checkpoint,
     save_checkpoint,
 )
 from aigc_utils.plotting import image_grid, plot_history, show_images
-from aigc_utils.report import check, gate, gate_order, quote
+from aigc_utils.report import check, gate, gate_order, glued
 from aigc_utils.runtime import describe_environment, get_device, seed_everything
 from aigc_utils.source import show_source, source
 from aigc_utils.training import History, fit, to_device
@@ -118,10 +119,36 @@ def test_gate_order_failures() -> None:
         gate_order("x", {"a": 1.0, "b": 2.0}, min_step=-1)
 
 
-def test_quote_returns_the_value() -> None:
-    assert quote("dcgan_fid_1000", 120.4) == 120.4
+def test_glued_reads_the_packaged_value(tmp_path, monkeypatch) -> None:
+    store = tmp_path / "glued.json"
+    store.write_text('{"dcgan_fid_1000": 120.4, "dcgan_is": 6.8}')
+    monkeypatch.setattr(report, "GLUED", store)
+    monkeypatch.setattr(report, "_read", {})
+    assert glued("dcgan_fid_1000") == 120.4
+    assert report._read == {"dcgan_fid_1000": 120.4}
+    with pytest.raises(KeyError, match="dcgan_is"):
+        glued("dcgan_fid")
     with pytest.raises(ValueError, match="snake_case"):
-        quote("DCGAN FID", 1.0)
+        glued("DCGAN FID")
+
+
+def test_report_mode_prints_without_raising(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("AIGC_GATES", "report")
+    gate("x", 2.0, at_most=1.0)
+    gate_order("y", {"a": 2.0, "b": 1.0})
+    out = capsys.readouterr().out
+    assert "metric x = 2.0 (gate <= 1.0) FAILED" in out
+    assert "order y: a 2.0 < b 1.0 FAILED" in out
+    monkeypatch.setenv("AIGC_GATES", "maybe")
+    with pytest.raises(ValueError, match="AIGC_GATES"):
+        gate("x", 2.0, at_most=1.0)
+
+
+def test_gate_prints_a_declared_tolerance(capsys) -> None:
+    gate("x", 0.5, at_most=1.0, tol=0.05)
+    assert capsys.readouterr().out == "metric x = 0.5 (gate <= 1.0, tol 0.05) ok\n"
+    with pytest.raises(ValueError, match="tol"):
+        gate("x", 0.5, at_most=1.0, tol=0)
 
 
 def test_check_placeholder_wrong_and_right(capsys) -> None:

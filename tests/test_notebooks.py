@@ -3,7 +3,7 @@ and the Colab install URL. Each check is also shown to fail when it should."""
 
 from __future__ import annotations
 
-import ast
+import functools
 import re
 import shutil
 import sys
@@ -25,7 +25,12 @@ def test_there_are_notebooks() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_notebook_is_executed_fresh_and_clean(path: Path) -> None:
-    assert nbtools.check_notebook(path) == []
+    assert nbtools.check_notebook(path, glued=_all_glued()) == []
+
+
+@functools.cache
+def _all_glued() -> dict[str, float]:
+    return nbtools.all_glued()
 
 
 def test_toc_and_notebooks_match() -> None:
@@ -48,6 +53,11 @@ def book(tmp_path: Path) -> Path:
     """A copy of the book's config with the getting-started notebook in it."""
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(
+        ROOT / "aigc_utils",
+        tmp_path / "aigc_utils",
+        ignore=shutil.ignore_patterns("__pycache__", "longrun"),
+    )
     src = ROOT / "notebooks" / "00_start" / "getting_started.ipynb"
     dst = tmp_path / "notebooks" / "00_start" / "getting_started.ipynb"
     dst.parent.mkdir(parents=True)
@@ -65,6 +75,7 @@ def book(tmp_path: Path) -> Path:
         if "notebooks/" not in line or "getting_started" in line
     ]
     (tmp_path / "_toc.yml").write_text("\n".join(kept) + "\n")
+    nbtools.write_glued(tmp_path)
     assert nbtools.check([dst], tmp_path) == []
     return tmp_path
 
@@ -181,55 +192,98 @@ def _code_text(rel: str) -> str:
     )
 
 
-def test_numbers_quoted_from_other_chapters_match_what_they_printed() -> None:
-    # a chapter that compares with another quotes the other's printed number as a
-    # constant; after the other chapter is re-executed the quote must follow it
-    ddpm = _code_text("07_diffusion/ddpm_mnist.ipynb")
-    cgan = _stream_text("05_gans/conditional_gan.ipynb")
-    curve = re.search(r"^(500: .*)$", cgan, re.M).group(1)
-    printed_curve = {
-        int(s): round(float(a) / 100, 3)
-        for s, a in re.findall(r"(\d+): ([\d.]+)%", curve)
-    }
-    quoted_curve = re.search(r"CGAN_ACCURACY = (\{.*?\})", ddpm).group(1)
-    assert ast.literal_eval(quoted_curve) == printed_curve
-    seconds = re.search(r"([\d.]+) s of training", cgan).group(1)
-    steps = max(printed_curve)
-    assert f"CGAN_SECONDS_PER_STEP = {seconds} / {steps}" in ddpm
+_GLUED_CALL = re.compile(r"""glued\(\s*["']([a-z0-9_]+)["']\s*\)""")
 
 
-def _glued(nb: nbformat.NotebookNode) -> dict[str, float]:
-    values = {}
-    for cell in nbtools.code_cells(nb):
-        for out in cell.outputs:
-            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            text = out.get("data", {}).get("application/papermill.record/text/plain")
-            if name and text is not None:
-                values[name] = float(text)
-    return values
-
-
-_QUOTE = re.compile(r"""quote\(\s*["']([a-z0-9_]+)["']\s*,\s*(-?[\d.]+)\s*\)""")
-
-
-def test_every_quote_equals_the_value_its_chapter_glued() -> None:
-    glued: dict[str, float] = {}
-    books = {p: nbformat.read(p, as_version=4) for p in NOTEBOOKS}
-    for nb in books.values():
-        glued.update(_glued(nb))
+def test_numbers_from_other_chapters_are_read_not_typed() -> None:
+    # a chapter that compares with another reads the other's glued number with
+    # report.glued; the old quote("name", 1.23) typed a copy that could go stale
+    glued = nbtools.all_glued()
     seen = 0
-    for path in books:
-        for name, literal in _QUOTE.findall(
-            _code_text(str(path.relative_to(ROOT / "notebooks")))
-        ):
-            assert name in glued, f"{path.name} quotes {name}, which no chapter glues"
-            decimals = len(literal.split(".")[1]) if "." in literal else 0
-            assert round(glued[name], decimals) == float(literal), (
-                f"{path.name} quotes {name} = {literal}; its chapter printed "
-                f"{glued[name]:.{decimals + 2}f}: re-execute {path.name}"
-            )
+    for path in NOTEBOOKS:
+        code = _code_text(str(path.relative_to(ROOT / "notebooks")))
+        assert "quote(" not in code, f"{path.name} types a number with quote()"
+        for name in _GLUED_CALL.findall(code):
+            assert name in glued, f"{path.name} reads {name}, which no chapter glues"
             seen += 1
-    assert seen >= 1
+    assert seen >= 5
+
+
+def test_the_package_holds_every_glued_number() -> None:
+    assert nbtools.check_glued() == []
+
+
+def test_glued_copy_check_fails_when_it_lags(book: Path) -> None:
+    copy = book / "aigc_utils" / "assets" / "glued.json"
+    copy.write_text('{"made_up": 1.0}\n')
+    assert any("does not hold" in p for p in nbtools.check_glued(book))
+
+
+def test_freshness_fails_when_a_package_module_changes(book: Path) -> None:
+    module = book / "aigc_utils" / "runtime.py"
+    module.write_text(module.read_text() + "\n# a changed default\n")
+    problems = nbtools.check([nb_path(book)], book)
+    assert len(problems) == 1
+    assert "aigc_utils/runtime.py changed" in problems[0], problems
+
+
+def test_freshness_fails_when_a_number_it_read_changes(book: Path) -> None:
+    def change(nb):
+        nb.metadata["aigc"]["glued_read"] = {"some_other_number": 1.0}
+
+    problems = edit(book, change)
+    assert len(problems) == 1 and "some_other_number" in problems[0]
+
+
+def _shown_sources() -> list[tuple[str, str]]:
+    shown = []
+    for path in NOTEBOOKS:
+        for cell in nbtools.code_cells(nbformat.read(path, as_version=4)):
+            if "show_source(" not in cell.source:
+                continue
+            for out in cell.outputs:
+                text = out.get("data", {}).get("text/plain")
+                if out.output_type == "execute_result" and text:
+                    shown.append((path.name, text))
+    return shown
+
+
+def _package_lines() -> list[str]:
+    return [
+        line.strip()
+        for module in sorted((ROOT / "aigc_utils").rglob("*.py"))
+        for line in module.read_text().splitlines()
+    ] + ["<module boundary>"]
+
+
+def _is_run_of(needle: list[str], haystack: list[str]) -> bool:
+    first = needle[0]
+    return any(
+        haystack[i : i + len(needle)] == needle
+        for i, line in enumerate(haystack)
+        if line == first
+    )
+
+
+def test_every_show_source_output_is_the_current_source() -> None:
+    # the page shows the package's code; a module edited after the chapter ran
+    # would leave the page showing code that no longer exists
+    shown = _shown_sources()
+    assert len(shown) >= 40
+    package = _package_lines()
+    stale = [
+        name
+        for name, text in shown
+        if not _is_run_of([line.strip() for line in text.splitlines()], package)
+    ]
+    assert stale == [], f"show_source output differs from the package in {stale}"
+
+
+def test_show_source_check_catches_an_edit() -> None:
+    name, text = _shown_sources()[0]
+    lines = [line.strip() for line in text.splitlines()]
+    lines[len(lines) // 2] += "  # edited"
+    assert not _is_run_of(lines, _package_lines())
 
 
 _FILE_REF = re.compile(

@@ -114,8 +114,11 @@ def toc_files(root: Path = ROOT) -> list[str]:
 # execute
 
 
-def execute(path: Path, timeout: int = 1800) -> float:
-    """Run ``path`` top to bottom in a fresh kernel and save it with outputs."""
+def run_notebook(
+    path: Path, timeout: int = 1800, allow_errors: bool = False
+) -> tuple[nbformat.NotebookNode, float]:
+    """Run ``path`` top to bottom in a fresh kernel (in its own folder); return
+    the executed notebook and the wall time. Nothing is written."""
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
@@ -125,16 +128,73 @@ def execute(path: Path, timeout: int = 1800) -> float:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
+        allow_errors=allow_errors,
         coalesce_streams=True,  # and apply carriage returns (progress bars)
     )
     start = time.perf_counter()
     client.execute()
-    seconds = time.perf_counter() - start
+    return nb, time.perf_counter() - start
+
+
+# What a notebook's outputs depend on besides its own code: the package's
+# modules it imported, and the shipped files those modules load.
+DEPENDENCY_PROBE = (
+    "import json as _j, sys as _s\n"
+    "_r = getattr(_s.modules.get('aigc_utils.report'), '_read', {})\n"
+    "print(_j.dumps([sorted({getattr(m, '__file__', None) or '' "
+    "for n, m in list(_s.modules.items()) if n.split('.')[0] == 'aigc_utils'} - {''}),"
+    " _r]))"
+)
+GLUED = ROOT / "aigc_utils" / "assets" / "glued.json"
+ASSETS_OF = {  # module -> the shipped files it reads (globs, from the root)
+    "aigc_utils/evaluator.py": ["aigc_utils/assets/mnist_evaluator.pt"],
+    "aigc_utils/longrun.py": ["aigc_utils/assets/longrun/*"],
+}
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def dependency_hashes(module_files: list[str], root: Path = ROOT) -> dict[str, str]:
+    """``{path relative to root: sha256}`` of the given package modules and of
+    the assets they load (``ASSETS_OF``)."""
+    rels = set()
+    for name in module_files:
+        path = Path(name).resolve()
+        if not path.is_relative_to(root.resolve()):
+            continue  # an installed copy elsewhere says nothing about this tree
+        rel = path.relative_to(root.resolve()).as_posix()
+        rels.add(rel)
+        for pattern in ASSETS_OF.get(rel, []):
+            rels.update(p.relative_to(root).as_posix() for p in root.glob(pattern))
+    return {rel: file_sha256(root / rel) for rel in sorted(rels)}
+
+
+def execute(path: Path, timeout: int = 1800) -> float:
+    """Run ``path`` top to bottom in a fresh kernel and save it with outputs,
+    its code hash, the hashes of the package modules and assets it used, and
+    its wall time."""
+    nb = nbformat.read(path, as_version=4)
+    probe = nbformat.v4.new_code_cell(DEPENDENCY_PROBE)
+    nb.cells.append(probe)
+    tmp = path.with_name(f".{path.stem}.executing.ipynb")
+    nbformat.write(nb, tmp)
+    try:
+        nb, seconds = run_notebook(tmp, timeout)
+    finally:
+        tmp.unlink(missing_ok=True)
+    probe = nb.cells.pop()
+    modules, read = json.loads(
+        "".join(o.get("text", "") for o in probe.outputs if o.output_type == "stream")
+    )
     # Widget state is not kept: a live kernel re-creates the sliders, and the
     # website shows each knob's sweep as a static figure instead.
     nb.metadata.pop("widgets", None)
     nb.metadata[META_KEY] = {
         "code_sha256": code_hash(nb),
+        "depends": dependency_hashes(modules),
+        "glued_read": read,
         "wall_seconds": round(seconds, 1),
     }
     nb.metadata["kernelspec"] = {
@@ -143,7 +203,37 @@ def execute(path: Path, timeout: int = 1800) -> float:
         "name": "python3",
     }
     nbformat.write(nb, path)
+    write_glued()
     return seconds
+
+
+def glued_values(nb: nbformat.NotebookNode) -> dict[str, float]:
+    """``{name: value}`` of every number ``nb`` glued (MyST-NB's records)."""
+    values = {}
+    for cell in code_cells(nb):
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = out.get("data", {}).get("application/papermill.record/text/plain")
+            if name and text is not None:
+                try:
+                    values[name] = float(text)
+                except ValueError:
+                    continue
+    return values
+
+
+def all_glued(root: Path = ROOT) -> dict[str, float]:
+    """Every chapter's glued numbers, by name (sorted)."""
+    values: dict[str, float] = {}
+    for path in notebooks(root):
+        values.update(glued_values(nbformat.read(path, as_version=4)))
+    return dict(sorted(values.items()))
+
+
+def write_glued(root: Path = ROOT) -> None:
+    """Refresh the package's copy of all glued numbers (``report.glued``)."""
+    path = root / GLUED.relative_to(ROOT)
+    path.write_text(json.dumps(all_glued(root), indent=0) + "\n")
 
 
 # ---------------------------------------------------------------------------
@@ -153,7 +243,9 @@ def execute(path: Path, timeout: int = 1800) -> float:
 KNOB_CALL = re.compile(r"(?<![\w.])knob\(")
 
 
-def check_notebook(path: Path, root: Path = ROOT) -> list[str]:
+def check_notebook(
+    path: Path, root: Path = ROOT, glued: dict[str, float] | None = None
+) -> list[str]:
     """Problems of one committed notebook; empty when it can be trusted."""
     rel = path.relative_to(root) if path.is_relative_to(root) else path
     try:
@@ -198,6 +290,33 @@ def check_notebook(path: Path, root: Path = ROOT) -> list[str]:
             f"{rel}: stale outputs: the code changed after it was executed; "
             f"run make execute NB={rel}"
         )
+    if "depends" not in meta:
+        problems.append(
+            f"{rel}: no record of the package modules it used; "
+            f"run make execute NB={rel}"
+        )
+    else:
+        changed = [
+            dep
+            for dep, digest in meta["depends"].items()
+            if not (root / dep).is_file() or file_sha256(root / dep) != digest
+        ]
+        if changed:
+            problems.append(
+                f"{rel}: stale outputs: {', '.join(changed)} changed after it was "
+                f"executed; run make execute NB={rel}"
+            )
+    current = glued if glued is not None else all_glued(root)
+    moved = [
+        f"{name} (read {value:.4g}, now {current.get(name, float('nan')):.4g})"
+        for name, value in meta.get("glued_read", {}).items()
+        if current.get(name) != value
+    ]
+    if moved:
+        problems.append(
+            f"{rel}: stale outputs: numbers it reads from other chapters changed: "
+            f"{', '.join(moved)}; run make execute NB={rel}"
+        )
     return problems
 
 
@@ -215,10 +334,32 @@ def check_toc(root: Path = ROOT) -> list[str]:
     return problems
 
 
+def check_glued(root: Path = ROOT) -> list[str]:
+    """The package's copy of the glued numbers equals the notebooks' glue, and
+    no name is glued by two chapters."""
+    problems = []
+    owner: dict[str, str] = {}
+    for path in notebooks(root):
+        for name in glued_values(nbformat.read(path, as_version=4)):
+            rel = path.relative_to(root).as_posix()
+            if name in owner and owner[name] != rel:
+                problems.append(f"{name} is glued by both {owner[name]} and {rel}")
+            owner[name] = rel
+    copy = root / GLUED.relative_to(ROOT)
+    stored = json.loads(copy.read_text()) if copy.exists() else None
+    if stored != all_glued(root):
+        problems.append(
+            f"{copy.relative_to(root)} does not hold the notebooks' glued numbers; "
+            "run python tools/nbtools.py glued (make execute does it)"
+        )
+    return problems
+
+
 def check(paths: list[Path], root: Path = ROOT) -> list[str]:
-    problems = check_toc(root)
+    problems = check_toc(root) + check_glued(root)
+    glued = all_glued(root)
     for path in paths:
-        problems += check_notebook(path, root)
+        problems += check_notebook(path, root, glued)
     return problems
 
 
@@ -342,6 +483,88 @@ def write_student(out: Path, root: Path = ROOT) -> dict[str, int]:
     return removed
 
 
+# ---------------------------------------------------------------------------
+# seeds
+
+SEED_OFFSETS = (1000, 2000)  # beside the committed run's own seeds (offset 0)
+
+
+def seed_sweep(path: Path, offsets: tuple[int, ...] = SEED_OFFSETS) -> dict:
+    """Re-run ``path`` with every seed it sets shifted by each offset
+    (``tools/seedshift``), gates reporting instead of raising, and return each
+    metric and order value of the committed run and of every shifted run."""
+    import os
+
+    import repro
+
+    nb = nbformat.read(path, as_version=4)
+    if nb.metadata.get(META_KEY, {}).get("code_sha256") != code_hash(nb):
+        raise ValueError(f"{path}: run make execute first (its outputs are stale)")
+    runs = [
+        repro.parse("\n".join(repro.stream_text(c.outputs) for c in code_cells(nb)))
+    ]
+    saved = {
+        k: os.environ.get(k) for k in ("AIGC_SEED_OFFSET", "AIGC_GATES", "PYTHONPATH")
+    }
+    try:
+        for offset in offsets:
+            os.environ["AIGC_SEED_OFFSET"] = str(offset)
+            os.environ["AIGC_GATES"] = "report"
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                [str(ROOT / "tools" / "seedshift")]
+                + ([saved["PYTHONPATH"]] if saved["PYTHONPATH"] else [])
+            )
+            print(f"  seed offset {offset} ...", flush=True)
+            done, seconds = run_notebook(path, allow_errors=True)
+            print(f"  seed offset {offset}: {seconds:.0f} s", flush=True)
+            for i, cell in enumerate(code_cells(done)):
+                for out in cell.outputs:
+                    if out.output_type == "error":
+                        print(f"  cell {i + 1}: {out.ename}: {out.evalue[:300]}")
+            runs.append(
+                repro.parse(
+                    "\n".join(repro.stream_text(c.outputs) for c in code_cells(done))
+                )
+            )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    keys = list(runs[0])
+    return {
+        "notebook": path.relative_to(ROOT).as_posix(),
+        "offsets": [0, *offsets],
+        "code_sha256": code_hash(nb),
+        "values": {
+            k: [r.get(k, {}).get("value") for r in runs]
+            for k in keys
+            if runs[0][k]["value"] is not None
+        },
+        "ok": {k: [r.get(k, {}).get("ok") for r in runs] for k in keys},
+    }
+
+
+def seed_table(record: dict) -> str:
+    """A Markdown table of a seed record: each number, its values, its spread."""
+    lines = [
+        "| number | "
+        + " | ".join(f"offset {o}" for o in record["offsets"])
+        + " | spread | all ok |",
+        "| --- |" + " ---: |" * (len(record["offsets"]) + 1) + " :---: |",
+    ]
+    for key, values in record["values"].items():
+        nums = [v for v in values if v is not None]
+        spread = max(nums) - min(nums) if nums else float("nan")
+        ok = all(record["ok"].get(key, [True])) and all(
+            record["ok"].get(key.split("[")[0], [True])
+        )
+        cells = " | ".join("-" if v is None else f"{v:.4g}" for v in values)
+        lines.append(f"| {key} | {cells} | {spread:.3g} | {'yes' if ok else 'NO'} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -350,13 +573,21 @@ def main(argv: list[str] | None = None) -> int:
     ch = sub.add_parser("check", help="integrity and freshness of notebooks")
     ch.add_argument("paths", nargs="*", type=Path)
     sub.add_parser("setup-cell", help="print the standard first code cell")
+    sub.add_parser("glued", help="refresh aigc_utils/assets/glued.json")
     sub.add_parser("timings", help="table of each notebook's recorded run time")
+    sd = sub.add_parser(
+        "seeds", help="re-run notebooks under other seeds, record spreads"
+    )
+    sd.add_argument("paths", nargs="+", type=Path)
     st = sub.add_parser("student", help="notebooks without solutions or outputs")
     st.add_argument(
         "out", nargs="?", type=Path, help=f"output folder (default {STUDENT_DIR})"
     )
     args = parser.parse_args(argv)
 
+    if args.command == "glued":
+        write_glued()
+        return 0
     if args.command == "setup-cell":
         print(setup_cell())
         return 0
@@ -384,6 +615,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{sum(removed.values())} solution cell(s) removed, to {out.resolve()}"
         )
         return 0
+    if args.command == "seeds":
+        failed = 0
+        for path in args.paths:
+            path = path.resolve()
+            print(f"seed sweep of {path.relative_to(ROOT)} ...", flush=True)
+            record = seed_sweep(path)
+            out = ROOT / "tests" / "seeds" / f"{path.stem}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(record, indent=1) + "\n")
+            print(seed_table(record))
+            bad = [k for k, oks in record["ok"].items() if not all(oks)]
+            for key in bad:
+                print(f"  {key}: does not hold on every seed {record['ok'][key]}")
+            failed += len(bad)
+            print(f"  wrote {out.relative_to(ROOT)}")
+        return 1 if failed else 0
     if args.command == "execute":
         for path in args.paths:
             print(f"executing {path} ...", flush=True)
