@@ -76,7 +76,7 @@ timings: $(STAMP)
 	$(BIN)/python tools/nbtools.py timings
 
 long-runs: $(STAMP)
-	$(BIN)/python -m aigc_utils.longrun gpt ddpm dcgan
+	$(BIN)/python -m aigc_utils.longrun gpt ddpm dcgan --shipped --overwrite
 
 student: $(STAMP)
 	rm -rf _build/student

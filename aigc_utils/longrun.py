@@ -4,13 +4,21 @@ A chapter trains its model live for a few CPU minutes. Next to it, the same code
 trained for tens of minutes shows what more compute buys. Each long run is made
 reproducibly by one command (a GPU is used when there is one)::
 
-    python -m aigc_utils.longrun gpt   # or ddpm, dcgan; `make long-runs`: gpt, ddpm
+    python -m aigc_utils.longrun gpt   # or ddpm, dcgan; --steps 5 for a smoke test
 
-which writes ``assets/longrun/<name>.pt`` (fp16 weights with their config, saved
-by :func:`aigc_utils.checkpoints.save_checkpoint`) and ``<name>.json`` (recipe,
-SHA-256 of the weights, training curve, hardware, wall time, final metrics).
-:func:`load` checks the SHA-256 before it loads with ``weights_only=True``, so a
-missing or corrupted file is a clear error that says how to retrain.
+which writes ``<name>.pt`` (fp16 weights with their config, saved by
+:func:`aigc_utils.checkpoints.save_checkpoint`) and ``<name>.json`` (recipe,
+SHA-256 of the weights, training curve, hardware, wall time, final metrics) into
+``./longrun-out/`` (``--out DIR`` elsewhere), never over an existing file unless
+``--overwrite`` is given; ``load(name, directory="longrun-out")`` loads them.
+
+The weights the course ships live in ``assets/longrun/`` and nothing writes
+there unless asked twice: ``--shipped --overwrite`` (what ``make long-runs``
+runs). The SHA-256 of every shipped file is pinned in :data:`SHIPPED_SHA256`, so
+:func:`load` refuses a shipped file that was substituted or corrupted, and a
+retrain prints the new hashes to pin. Every file is also checked against its
+record's SHA-256 before it loads with ``weights_only=True``, so a missing or
+corrupted file is a clear error that says what to do.
 
 :func:`budget` says which recipe a chapter should train live: ``"gpu"`` (the
 long-run recipe itself, minutes on a GPU) or ``"cpu"`` (the minutes recipe, with
@@ -36,7 +44,39 @@ from .checkpoints import load_checkpoint, save_checkpoint
 from .data import content_sha256 as sha256  # the data loaders' file checksum
 from .training import cosine_lr
 
-ASSETS = Path(__file__).resolve().parent / "assets" / "longrun"
+#: the package's own assets; nothing here writes into them unless asked to.
+PACKAGE_ASSETS = Path(__file__).resolve().parent / "assets"
+#: where the shipped long runs live (tests point it at a copy).
+ASSETS = PACKAGE_ASSETS / "longrun"
+_PACKAGE_LONGRUN = ASSETS  # the real folder, even while ASSETS points elsewhere
+#: where ``train`` and ``python -m aigc_utils.longrun`` write by default,
+#: relative to the current directory.
+DEFAULT_OUT = Path("longrun-out")
+#: SHA-256 of each shipped file; a retrain with ``--shipped --overwrite`` prints
+#: the new values to paste here.
+SHIPPED_SHA256: dict[str, str] = {
+    "gpt.pt": "ecf0536a9e2aa7ffb457d1e979da7ad9e8d4abdbdc04d138ec19e672a9b27e7a",
+    "gpt.json": "7d567bdba5e5cbbf07f6f21e9078da3668721158babcb8cc7b892a5f18a41648",
+    "ddpm.pt": "7eb9a7f0b0abd400fb2d990e643d630bfc0d8b6615e7a78c791764441c37e2b9",
+    "ddpm.json": "1adec35a591ed1b6d73fad63fea302e02a58d3a61b9b04cc77227194ac0085fa",
+    "dcgan.pt": "0d05af77f22696b8280d8664c8f365788f3583a9ff47000f7cd9d252a0d0ee80",
+    "dcgan.json": "677f008775c56c7645b264861b19423f83b413e9ea89549203051898dd0ed039",
+}
+#: the keys of a record, in the order ``train`` writes them; ``note`` only when
+#: one is given.
+RECORD_KEYS = (
+    "name",
+    "recipe",
+    "config",
+    "sha256",
+    "train_seconds",
+    "wall_seconds",
+    "hardware",
+    "torch",
+    "curve",
+    "metrics",
+    "command",
+)
 BUDGETS = ("cpu", "gpu")
 
 
@@ -127,7 +167,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         batch=64,
         lr=5e-4,
         cosine=False,  # True: decay both learning rates to zero (cosine)
-        ema=0.9995,  # a cap: at 16000 steps the warm-up (1 + t) / (10 + t) stays below it
+        # a cap: at 16000 steps the warm-up (1 + t) / (10 + t) stays below it
+        ema=0.9995,
         eval_every=1000,
         seed=0,
         minutes_cpu=60,
@@ -293,11 +334,91 @@ def _train_dcgan(
 _TRAIN = {"gpt": _train_gpt, "ddpm": _train_ddpm, "dcgan": _train_dcgan}
 
 
+# ------------------------------------------------ where files go, and the pins
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def writes_package_assets(directory: str | Path) -> bool:
+    """Whether ``directory`` is inside the package's assets (or :data:`ASSETS`)."""
+    directory = Path(directory)
+    return _within(directory, PACKAGE_ASSETS) or _within(directory, ASSETS)
+
+
+def is_shipped(directory: str | Path) -> bool:
+    """Whether ``directory`` is the shipped long runs' folder, whose files must
+    match :data:`SHIPPED_SHA256`."""
+    found = Path(directory).resolve()
+    return found in (ASSETS.resolve(), _PACKAGE_LONGRUN.resolve())
+
+
+def check_destination(name: str, out_dir: str | Path, overwrite: bool) -> None:
+    """Refuse, before any training, to write long run ``name`` where it may not go.
+
+    Raises:
+        KeyError: no long run of that name.
+        PermissionError: ``out_dir`` is inside the package's assets and
+            ``overwrite`` is false.
+        FileExistsError: ``<name>.pt`` or ``<name>.json`` already exists in
+            ``out_dir`` and ``overwrite`` is false.
+    """
+    if name not in RECIPES:
+        raise KeyError(f"no long run {name!r}; choose from {sorted(RECIPES)}")
+    out_dir = Path(out_dir)
+    if overwrite:
+        return
+    if writes_package_assets(out_dir):
+        raise PermissionError(
+            f"long run {name!r}: {out_dir} holds the weights shipped with "
+            "aigc_utils; refusing to replace them. Train into a folder of your "
+            "own (the default, ./longrun-out), or pass overwrite=True "
+            "(--overwrite) to retrain the shipped weights on purpose"
+        )
+    targets = (out_dir / f"{name}.pt", out_dir / f"{name}.json")
+    existing = [path for path in targets if path.exists()]
+    if existing:
+        names = ", ".join(str(path) for path in existing)
+        raise FileExistsError(
+            f"long run {name!r}: refusing to overwrite existing {names}. Choose "
+            "another folder (--out DIR), move the files away, or pass "
+            "overwrite=True (--overwrite) to replace them"
+        )
+
+
+def pin_lines(name: str, directory: str | Path) -> str:
+    """The lines of :data:`SHIPPED_SHA256` for long run ``name``'s files in
+    ``directory``, to paste after retraining the shipped weights."""
+    directory = Path(directory)
+    return "\n".join(
+        f'    "{file}": "{sha256(directory / file)}",'
+        for file in (f"{name}.pt", f"{name}.json")
+    )
+
+
+def _check_pinned(name: str, path: Path, how: str) -> None:
+    expected = SHIPPED_SHA256[path.name]
+    found = sha256(path)
+    if found != expected:
+        raise ValueError(
+            f"long run {name!r}: shipped file {path} has SHA-256 {found}, expected "
+            f"{expected} (pinned in aigc_utils.longrun.SHIPPED_SHA256): the file "
+            f"was substituted or corrupted, so it is not loaded; {how}. After "
+            "retraining the shipped weights on purpose, pin the hashes it printed"
+        )
+
+
+# -------------------------------------------------------------- train, load
+
+
 def train(
     name: str,
     *,
     steps: int | None = None,
-    out_dir: str | Path = ASSETS,
+    out_dir: str | Path | None = None,
+    overwrite: bool = False,
+    note: str | None = None,
     device: torch.device | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
@@ -305,11 +426,22 @@ def train(
 
     Args:
         steps: override the recipe's step count (for a smoke test).
-        out_dir: where ``<name>.pt`` and ``<name>.json`` go.
+        out_dir: where ``<name>.pt`` and ``<name>.json`` go; defaults to
+            :data:`DEFAULT_OUT` in the current directory.
+        overwrite: replace existing files there; required to write into the
+            package's assets (:data:`ASSETS`), which are never written otherwise.
+        note: a remark kept in the record under ``"note"`` (e.g. how the
+            machine was loaded while it trained); no such key when ``None``.
         device: defaults to CUDA when available, else the CPU.
 
     Returns:
         The path of the weights file.
+
+    Raises:
+        KeyError: no long run of that name.
+        ValueError: ``steps`` below 1.
+        PermissionError, FileExistsError: see :func:`check_destination`; checked
+            before training starts.
     """
     from .runtime import seed_everything
 
@@ -319,6 +451,8 @@ def train(
     steps = recipe["steps"] if steps is None else steps
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    out_dir = Path.cwd() / DEFAULT_OUT if out_dir is None else Path(out_dir)
+    check_destination(name, out_dir, overwrite)
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     seed_everything(recipe["seed"])
     model, config = build(name)  # built after seeding, so the init repeats
@@ -326,7 +460,6 @@ def train(
     start = time.perf_counter()
     result = _TRAIN[name](model, recipe, steps, device, log)
     wall = time.perf_counter() - start
-    out_dir = Path(out_dir)
     path = save_checkpoint(out_dir / f"{name}.pt", model.half().cpu(), config)
     info = dict(
         name=name,
@@ -342,36 +475,67 @@ def train(
         metrics=result["metrics"],
         command=f"python -m aigc_utils.longrun {name}",
     )
+    if note is not None:
+        info["note"] = note
     tmp = out_dir / f".{name}.json.tmp"
     tmp.write_text(json.dumps(info, indent=1) + "\n")
     os.replace(tmp, out_dir / f"{name}.json")
+    if writes_package_assets(out_dir):
+        log(
+            f"long run {name}: the shipped files changed; pin their new SHA-256 in "
+            f"aigc_utils/longrun.py, SHIPPED_SHA256:\n{pin_lines(name, out_dir)}"
+        )
     return path
 
 
 def load(
     name: str,
     device: torch.device | str = "cpu",
-    directory: str | Path = ASSETS,
+    directory: str | Path | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The shipped long run ``name`` (in eval mode, fp32) and its record.
+    """Long run ``name`` (in eval mode, fp32) and its record.
+
+    Args:
+        directory: the shipped long runs (:data:`ASSETS`) by default, whose files
+            must match :data:`SHIPPED_SHA256`; or a folder ``train`` wrote to,
+            whose weights must match their record's SHA-256.
 
     Raises:
         KeyError: no long run of that name.
         FileNotFoundError: the weights or the record are missing.
-        ValueError: the weights' SHA-256 differs from the record's (a corrupted
-            or partial file, or weights from another run).
+        ValueError: a shipped file's SHA-256 differs from the pinned one (a
+            substituted or corrupted file), or the weights' SHA-256 differs from
+            the record's (a corrupted or partial file, or weights from another
+            run).
     """
     model, config = build(name)
-    directory = Path(directory)
+    directory = ASSETS if directory is None else Path(directory)
     weights, record = directory / f"{name}.pt", directory / f"{name}.json"
     minutes = RECIPES[name]["minutes_cpu"]
-    how = (
-        f"retrain it with `python -m aigc_utils.longrun {name}` (about {minutes} "
-        "minutes on a 2-core CPU, a few on a GPU)"
+    shipped = is_shipped(directory)
+    retrain = (
+        f"`python -m aigc_utils.longrun {name}` (about {minutes} minutes on a "
+        "2-core CPU, a few on a GPU)"
     )
+    if shipped:
+        how = (
+            "restore the shipped files (reinstall aigc_utils, or `git checkout -- "
+            "aigc_utils/assets/longrun` in a clone), or train your own with "
+            f"{retrain} and load it with load({name!r}, "
+            f"directory={str(DEFAULT_OUT)!r})"
+        )
+    else:
+        how = (
+            f"retrain it with `python -m aigc_utils.longrun {name} --out "
+            f"{directory} --overwrite` (about {minutes} minutes on a 2-core CPU, "
+            "a few on a GPU)"
+        )
     for path in (weights, record):
         if not path.exists():
             raise FileNotFoundError(f"long run {name!r}: {path} is missing; {how}")
+    if shipped:
+        for path in (weights, record):
+            _check_pinned(name, path, how)
     info = json.loads(record.read_text())
     found = sha256(weights)
     if found != info["sha256"]:
@@ -384,14 +548,51 @@ def load(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m aigc_utils.longrun NAME... [--steps N] [--out DIR | --shipped]
+    [--overwrite] [--note TEXT]``; exits with status 2 and a message, before any
+    training, when a destination is refused."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="+", choices=sorted(RECIPES))
     parser.add_argument("--steps", type=int, default=None, help="override (smoke test)")
-    parser.add_argument("--out", default=str(ASSETS), help="output folder")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out",
+        default=None,
+        help=f"output folder (default: ./{DEFAULT_OUT} in the current directory)",
+    )
+    where.add_argument(
+        "--shipped",
+        action="store_true",
+        help=f"write into the package's shipped weights, {ASSETS} (needs --overwrite)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files; required to write the shipped weights",
+    )
+    parser.add_argument("--note", default=None, help="a remark kept in the record")
     args = parser.parse_args(argv)
+    out = ASSETS if args.shipped else Path(args.out or Path.cwd() / DEFAULT_OUT)
+    try:  # every destination is checked before the first run trains
+        for name in args.names:
+            check_destination(name, out, args.overwrite)
+    except (PermissionError, FileExistsError) as err:
+        parser.error(str(err))
     for name in args.names:
-        path = train(name, steps=args.steps, out_dir=args.out)
-        print(f"long run {name}: written to {path}")
+        path = train(
+            name,
+            steps=args.steps,
+            out_dir=out,
+            overwrite=args.overwrite,
+            note=args.note,
+        )
+        record = path.with_name(f"{name}.json")
+        print(f"long run {name}: written to {path} and {record}")
+        if not writes_package_assets(out):
+            print(
+                f"  load it with aigc_utils.longrun.load({name!r}, "
+                f"directory={str(path.parent)!r})"
+            )
     return 0
 
 

@@ -111,7 +111,9 @@ def test_train_then_load_round_trip(
     shared_data: Path, tmp_path: Path, one_thread
 ) -> None:
     (tmp_path / "gpt.json").write_text("{}")  # the user's own file
-    with pytest.raises(FileExistsError, match="gpt.json already exists.*overwrite"):
+    with pytest.raises(
+        FileExistsError, match="overwrite existing .*gpt.json.*--overwrite"
+    ):
         longrun.train("gpt", steps=2, out_dir=tmp_path, log=lambda _: None)
     assert (tmp_path / "gpt.json").read_text() == "{}"  # untouched, nothing trained
     assert not (tmp_path / "gpt.pt").exists()
@@ -156,7 +158,7 @@ def test_smoke_test_leaves_the_shipped_weights_alone(
     """`python -m aigc_utils.longrun gpt --steps 5`, the documented smoke test,
     writes neither the package's assets nor the copy standing in for them (which
     a regression to the old default would hit first)."""
-    package = longrun._PACKAGE_LONGRUN.parent
+    package = longrun._PACKAGE_LONGRUN  # the real aigc_utils/assets/longrun
     before, copy = _snapshot(package), _snapshot(shipped_copy)
     monkeypatch.chdir(tmp_path)
     assert longrun.main(["gpt", "--steps", "5"]) == 0
@@ -174,8 +176,9 @@ def test_smoke_test_leaves_the_shipped_weights_alone(
         longrun.main(["gpt", "--steps", "5"])
     assert exit_.value.code == 2
     error = capsys.readouterr().err
-    assert "gpt.pt" in error and "already exists" in error and "--overwrite" in error
-    with pytest.raises(FileExistsError, match="already exists"):
+    assert "refusing to overwrite existing" in error and "gpt.pt" in error
+    assert "--overwrite" in error
+    with pytest.raises(FileExistsError, match="refusing to overwrite existing"):
         longrun.train("gpt", steps=5)  # the Python API too
     assert _snapshot(out) == mine
     assert _snapshot(package) == before and _snapshot(shipped_copy) == copy
