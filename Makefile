@@ -73,7 +73,7 @@ seeds: $(STAMP)
 	PYTHONPATH=tools $(BIN)/python tools/nbtools.py seeds $(NB)
 
 timings: $(STAMP)
-	$(BIN)/python tools/nbtools.py timings
+	PYTHONPATH=tools $(BIN)/python tools/nbtools.py timings
 
 long-runs: $(STAMP)
 	$(BIN)/python -m aigc_utils.longrun gpt ddpm dcgan --shipped --overwrite

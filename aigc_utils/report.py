@@ -106,6 +106,17 @@ def glue(name: str, value: float) -> None:
     myst_glue(name, float(value), display=False)
 
 
+def skipped(name: str, reason: str) -> None:
+    """Say that a gate does not apply here, and why (e.g. a claim about the CPU
+    budget's model on a GPU, where the chapter trains another one)::
+
+        skipped dcgan_fid_long_below_live: on a GPU the live model is the long run
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"gate name must be snake_case, got {name!r}")
+    print(f"skipped {name}: {reason}")
+
+
 def gate_order(
     name: str,
     values: dict[str, float],
@@ -156,6 +167,14 @@ def gate_order(
 
 GLUED = Path(__file__).resolve().parent / "assets" / "glued.json"
 _read: dict[str, float] = {}  # what this process read, for make execute's record
+
+
+def quote(name: str, value: float) -> float:
+    """Deprecated: type-free ``glued(name)`` replaces it; kept so that older
+    committed notebooks still run."""
+    if not _NAME.match(name):
+        raise ValueError(f"quoted name must be snake_case, got {name!r}")
+    return float(value)
 
 
 def glued(name: str) -> float:

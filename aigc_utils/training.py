@@ -76,7 +76,6 @@ def fit(
     *,
     epochs: int = 1,
     max_steps: int | None = None,
-    max_seconds: float | None = None,
     loss_fn: Callable[[nn.Module, Batch], torch.Tensor] | None = None,
     scheduler: Any = None,
     grad_clip: float | None = None,
@@ -93,8 +92,9 @@ def fit(
             ``evaluate`` (restored afterwards).
         data: an iterable of batches (a DataLoader), re-iterated each epoch.
         optimizer: built over ``model``'s parameters.
-        epochs: passes over ``data``; training stops earlier at ``max_steps``
-            or once ``max_seconds`` of training time have passed.
+        epochs: passes over ``data``; training stops earlier at ``max_steps``.
+            There is deliberately no time limit: a run that stopped on the
+            clock would give different results on a slower machine.
         loss_fn: ``loss_fn(model, batch) -> scalar``; default ``model.loss(batch)``.
             A NamedTuple of named terms with a ``total`` field also works.
         scheduler: stepped once after every optimiser step; a list or tuple
@@ -195,10 +195,7 @@ def fit(
             running += loss.detach()
             in_window += 1
             bar.update(1)
-            stop = (max_steps is not None and step >= max_steps) or (
-                max_seconds is not None
-                and train_time + time.perf_counter() - started >= max_seconds
-            )
+            stop = max_steps is not None and step >= max_steps
             if in_window == log_every or stop:
                 log_window(step, running / in_window)
                 running.zero_()

@@ -86,7 +86,7 @@ def notebooks(root: Path = ROOT) -> list[Path]:
     return sorted(
         p
         for p in (root / "notebooks").rglob("*.ipynb")
-        if ".ipynb_checkpoints" not in p.parts
+        if ".ipynb_checkpoints" not in p.parts and not p.name.startswith(".")
     )
 
 
@@ -115,18 +115,27 @@ def toc_files(root: Path = ROOT) -> list[str]:
 
 
 def run_notebook(
-    path: Path, timeout: int = 1800, allow_errors: bool = False
+    path: Path | nbformat.NotebookNode,
+    timeout: int = 1800,
+    allow_errors: bool = False,
+    cwd: Path | None = None,
 ) -> tuple[nbformat.NotebookNode, float]:
-    """Run ``path`` top to bottom in a fresh kernel (in its own folder); return
-    the executed notebook and the wall time. Nothing is written."""
+    """Run a notebook (a path, or a notebook object with ``cwd``) top to bottom
+    in a fresh kernel started in ``cwd`` (default: the notebook's folder);
+    return the executed notebook and the wall time. Nothing is written."""
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
+    if isinstance(path, Path):
+        nb, cwd = nbformat.read(path, as_version=4), cwd or path.parent
+    else:
+        nb = path
+    if cwd is None:
+        raise ValueError("give cwd, the folder the notebook runs in")
     client = NotebookClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
+        resources={"metadata": {"path": str(cwd)}},
         record_timing=False,
         allow_errors=allow_errors,
         coalesce_streams=True,  # and apply carriage returns (progress bars)
@@ -176,14 +185,8 @@ def execute(path: Path, timeout: int = 1800) -> float:
     its code hash, the hashes of the package modules and assets it used, and
     its wall time."""
     nb = nbformat.read(path, as_version=4)
-    probe = nbformat.v4.new_code_cell(DEPENDENCY_PROBE)
-    nb.cells.append(probe)
-    tmp = path.with_name(f".{path.stem}.executing.ipynb")
-    nbformat.write(nb, tmp)
-    try:
-        nb, seconds = run_notebook(tmp, timeout)
-    finally:
-        tmp.unlink(missing_ok=True)
+    nb.cells.append(nbformat.v4.new_code_cell(DEPENDENCY_PROBE))
+    nb, seconds = run_notebook(nb, timeout, cwd=path.parent)
     probe = nb.cells.pop()
     modules, read = json.loads(
         "".join(o.get("text", "") for o in probe.outputs if o.output_type == "stream")
@@ -489,15 +492,31 @@ def write_student(out: Path, root: Path = ROOT) -> dict[str, int]:
 SEED_OFFSETS = (1000, 2000)  # beside the committed run's own seeds (offset 0)
 
 
-def seed_sweep(path: Path, offsets: tuple[int, ...] = SEED_OFFSETS) -> dict:
+def seed_sweep(
+    path: Path, offsets: tuple[int, ...] = SEED_OFFSETS, rev: str | None = None
+) -> dict:
     """Re-run ``path`` with every seed it sets shifted by each offset
     (``tools/seedshift``), gates reporting instead of raising, and return each
-    metric and order value of the committed run and of every shifted run."""
+    metric and order value of the committed run and of every shifted run.
+    With ``rev``, the notebook as committed at that git revision is run."""
     import os
 
     import repro
 
-    nb = nbformat.read(path, as_version=4)
+    if rev is not None:  # the notebook as committed at ``rev``
+        import subprocess
+
+        rel = path.relative_to(ROOT).as_posix()
+        text = subprocess.run(
+            ["git", "show", f"{rev}:{rel}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        nb = nbformat.reads(text, as_version=4)
+    else:
+        nb = nbformat.read(path, as_version=4)
     if nb.metadata.get(META_KEY, {}).get("code_sha256") != code_hash(nb):
         raise ValueError(f"{path}: run make execute first (its outputs are stale)")
     runs = [
@@ -515,7 +534,9 @@ def seed_sweep(path: Path, offsets: tuple[int, ...] = SEED_OFFSETS) -> dict:
                 + ([saved["PYTHONPATH"]] if saved["PYTHONPATH"] else [])
             )
             print(f"  seed offset {offset} ...", flush=True)
-            done, seconds = run_notebook(path, allow_errors=True)
+            done, seconds = run_notebook(
+                copy.deepcopy(nb), allow_errors=True, cwd=path.parent
+            )
             print(f"  seed offset {offset}: {seconds:.0f} s", flush=True)
             for i, cell in enumerate(code_cells(done)):
                 for out in cell.outputs:
@@ -579,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds", help="re-run notebooks under other seeds, record spreads"
     )
     sd.add_argument("paths", nargs="+", type=Path)
+    sd.add_argument("--rev", help="run the notebooks as committed at this revision")
     st = sub.add_parser("student", help="notebooks without solutions or outputs")
     st.add_argument(
         "out", nargs="?", type=Path, help=f"output folder (default {STUDENT_DIR})"
@@ -592,14 +614,21 @@ def main(argv: list[str] | None = None) -> int:
         print(setup_cell())
         return 0
     if args.command == "timings":
+        import budgets
+
+        table = budgets.load()
         total = 0.0
-        print("| notebook | seconds (last make execute) |\n| --- | ---: |")
+        print("| notebook | budget (s) | last make execute (s) | verdict |")
+        print("| --- | ---: | ---: | --- |")
         for path in notebooks():
-            seconds = nbformat.read(path, as_version=4).metadata.get(META_KEY, {})
-            seconds = seconds.get("wall_seconds", float("nan"))
+            meta = nbformat.read(path, as_version=4).metadata.get(META_KEY, {})
+            seconds = meta.get("wall_seconds", float("nan"))
             total += seconds
-            print(f"| {path.relative_to(ROOT)} | {seconds:.0f} |")
-        print(f"| all | {total:.0f} |")
+            budget = table.get(budgets.key(path))
+            shown = "none" if budget is None else f"{budget:.0f}"
+            verdict = budgets.verdict(seconds, budget)
+            print(f"| {path.relative_to(ROOT)} | {shown} | {seconds:.0f} | {verdict} |")
+        print(f"| all | {sum(table.values()):.0f} | {total:.0f} | |")
         return 0
     if args.command == "student":
         out = args.out if args.out is not None else ROOT / STUDENT_DIR
@@ -620,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.paths:
             path = path.resolve()
             print(f"seed sweep of {path.relative_to(ROOT)} ...", flush=True)
-            record = seed_sweep(path)
+            record = seed_sweep(path, rev=args.rev)
             out = ROOT / "tests" / "seeds" / f"{path.stem}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=1) + "\n")

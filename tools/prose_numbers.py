@@ -79,7 +79,7 @@ def pages(root: Path = ROOT) -> list[Path]:
     notebooks = sorted(
         p
         for p in (root / "notebooks").rglob("*.ipynb")
-        if ".ipynb_checkpoints" not in p.parts
+        if ".ipynb_checkpoints" not in p.parts and not p.name.startswith(".")
     )
     return notebooks + sorted((root / "book").glob("*.md")) + [root / "README.md"]
 
