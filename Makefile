@@ -26,7 +26,7 @@ help:
 	@echo "make test     run every test (what CI runs)"
 	@echo "make check    quick tier: unit tests, notebook integrity, book, browser test"
 	@echo "make execute NB=notebooks/.../x.ipynb   re-execute notebooks in place"
-	@echo "make seeds NB=notebooks/.../x.ipynb   re-run a chapter under two more seeds; record each number's spread in tests/seeds"
+	@echo "make seeds NB=notebooks/.../x.ipynb   re-run a chapter under two more seeds; record each number's spread in aigc_utils/assets/seeds"
 	@echo "make timings  how long each notebook takes to run"
 	@echo "make long-runs  retrain the shipped long-run weights (GPU if present; about two hours on 2 CPU cores)"
 	@echo "make student  notebooks without solutions or outputs, for students, in _build/student"
@@ -36,6 +36,10 @@ help:
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { \
+		echo "The course's pinned tools need Python 3.11 or newer; $(PYTHON) is" \
+		"$$($(PYTHON) -c 'import platform; print(platform.python_version())')." \
+		"Install Python 3.11+ and run make PYTHON=python3.11 ..."; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null

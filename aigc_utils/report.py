@@ -54,7 +54,7 @@ def gate(
             committed output stale (printed as ``tol``). Leave it out for
             numbers that repeat exactly (mathematics, shipped weights); numbers
             from live training take theirs from the chapter's seed sweep
-            (``tests/seeds``); give it, with a comment saying why, where
+            (``aigc_utils/assets/seeds``); give it, with a comment saying why, where
             neither fits.
 
     Raises:
@@ -166,7 +166,32 @@ def gate_order(
 
 
 GLUED = Path(__file__).resolve().parent / "assets" / "glued.json"
+SEEDS = Path(__file__).resolve().parent / "assets" / "seeds"
 _read: dict[str, float] = {}  # what this process read, for make execute's record
+_files: set[str] = set()  # package files read, for make execute's record
+
+
+def seed_values(chapter: str, name: str) -> list[float]:
+    """The values ``name`` took in ``chapter``'s seed sweep (``make seeds``):
+    this run's seeds first, then the same chapter with every seed shifted.
+
+    A chapter shows them where a claim rests on a small difference, e.g.
+    "1.630 ± 0.008 over three seeds".
+
+    Raises:
+        FileNotFoundError: no sweep was recorded for ``chapter``.
+        KeyError: the sweep has no number called ``name``.
+    """
+    path = SEEDS / f"{chapter}.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no seed sweep recorded for {chapter!r} (make seeds NB=...{chapter}.ipynb)"
+        )
+    values = json.loads(path.read_text(encoding="utf-8"))["values"]
+    if name not in values:
+        raise KeyError(f"the seed sweep of {chapter!r} has no number {name!r}")
+    _files.add(str(path))
+    return [float(v) for v in values[name] if v is not None]
 
 
 def quote(name: str, value: float) -> float:

@@ -144,6 +144,20 @@ def test_report_mode_prints_without_raising(monkeypatch, capsys) -> None:
         gate("x", 2.0, at_most=1.0)
 
 
+def test_seed_values_read_a_chapter_sweep(tmp_path, monkeypatch) -> None:
+    (tmp_path / "dcgan.json").write_text(
+        '{"values": {"dcgan_fid": [95.2, 88.6, null, 88.2]}}'
+    )
+    monkeypatch.setattr(report, "SEEDS", tmp_path)
+    monkeypatch.setattr(report, "_files", set())
+    assert report.seed_values("dcgan", "dcgan_fid") == [95.2, 88.6, 88.2]
+    assert report._files == {str(tmp_path / "dcgan.json")}
+    with pytest.raises(KeyError, match="dcgan_is"):
+        report.seed_values("dcgan", "dcgan_is")
+    with pytest.raises(FileNotFoundError, match="make seeds"):
+        report.seed_values("vae", "vae_fid")
+
+
 def test_skipped_says_which_gate_and_why(capsys) -> None:
     skipped("dcgan_fid_long_below_live", "no short run on a GPU")
     assert capsys.readouterr().out == (

@@ -150,9 +150,10 @@ def run_notebook(
 DEPENDENCY_PROBE = (
     "import json as _j, sys as _s\n"
     "_r = getattr(_s.modules.get('aigc_utils.report'), '_read', {})\n"
+    "_f = sorted(getattr(_s.modules.get('aigc_utils.report'), '_files', set()))\n"
     "print(_j.dumps([sorted({getattr(m, '__file__', None) or '' "
-    "for n, m in list(_s.modules.items()) if n.split('.')[0] == 'aigc_utils'} - {''}),"
-    " _r]))"
+    "for n, m in list(_s.modules.items()) if n.split('.')[0] == 'aigc_utils'} - {''})"
+    " + _f, _r]))"
 )
 GLUED = ROOT / "aigc_utils" / "assets" / "glued.json"
 ASSETS_OF = {  # module -> the shipped files it reads (globs, from the root)
@@ -650,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
             path = path.resolve()
             print(f"seed sweep of {path.relative_to(ROOT)} ...", flush=True)
             record = seed_sweep(path, rev=args.rev)
-            out = ROOT / "tests" / "seeds" / f"{path.stem}.json"
+            out = ROOT / "aigc_utils" / "assets" / "seeds" / f"{path.stem}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=1) + "\n")
             print(seed_table(record))

@@ -6,7 +6,7 @@ lines from the committed outputs and from the new run and names every number
 that moved further than its tolerance:
 
 * a number from live training: the spread that the chapter's seed sweep
-  recorded in ``tests/seeds/<notebook>.json`` (``make seeds NB=...``), times
+  recorded in ``aigc_utils/assets/seeds/<notebook>.json`` (``make seeds NB=...``), times
   ``SPREAD_FACTOR``, because another CPU moves a result as another seed does;
 * a gate that declares ``tol`` (printed as ``, tol x``): that tolerance;
 * anything else (mathematics, counting, shipped weights): the printed
@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS_DIR = ROOT / "tests" / "seeds"
+SEEDS_DIR = ROOT / "aigc_utils" / "assets" / "seeds"
 SPREAD_FACTOR = 2.0  # three seeds understate the range of a fourth machine
 
 METRIC = re.compile(
