@@ -6,9 +6,10 @@ Modules:
     training: the ``fit`` loop and its ``History``.
     plotting: image grids and training curves.
     checkpoints: save/load weights with the config that built them.
-    report: ``gate``, ``gate_order``, ``quote`` and ``check``: how a chapter
-        states a measured number, a ranking, a number from another chapter,
-        and checks a student's answer.
+    report: ``gate``, ``gate_order``, ``skipped``, ``glue``, ``glued``,
+        ``seed_values`` and ``check``: how a chapter states a measured number
+        or a ranking, says a gate does not apply, reads another chapter's
+        number or its own seed sweep, and checks a student's answer.
     source: ``show_source``, the package's code shown on the page.
     longrun: the chapters' models trained for much longer, with shipped weights.
     tokenizers: byte-level byte-pair encoding.
