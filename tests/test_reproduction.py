@@ -4,6 +4,7 @@ measured number is typed into prose. Each check is shown to fail."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,6 +83,13 @@ def test_order_values_are_held_too() -> None:
     assert problem.startswith("text_val_loss[lstm] moved")
 
 
+def test_a_seed_record_serves_only_its_own_notebook() -> None:
+    owner = ROOT / "notebooks" / "04_autoencoders" / "vae.ipynb"
+    namesake = ROOT / "notebooks" / "02_math" / "vae.ipynb"
+    assert repro.seed_record(owner)["notebook"] == "notebooks/04_autoencoders/vae.ipynb"
+    assert repro.seed_record(namesake) == {}
+
+
 def test_spreads_from_a_seed_record() -> None:
     record = {"values": {"a": [1.0, 1.2, 0.9], "b": [2.0, 2.0, 2.0], "c": [1.0]}}
     spread = repro.spreads(record)
@@ -91,11 +99,12 @@ def test_spreads_from_a_seed_record() -> None:
 def test_seed_records_name_their_notebook_and_are_current() -> None:
     # a recorded spread belongs to a notebook that exists, and lists its seeds
     records = sorted(repro.SEEDS_DIR.glob("*.json"))
-    assert records, "no seed sweep recorded (make seeds NB=...)"
-    stems = {p.stem for p in nbtools.notebooks()}
+    assert len(records) >= 5, "seed sweeps missing (make seeds NB=...)"
     for path in records:
-        assert path.stem in stems, f"{path.name}: no notebook of that name"
-        record = repro.seed_record(ROOT / "notebooks" / f"{path.stem}.ipynb")
+        named = json.loads(path.read_text())["notebook"]
+        notebook = ROOT / named
+        assert notebook.is_file() and notebook.stem == path.stem, path.name
+        record = repro.seed_record(notebook)
         assert record["offsets"][0] == 0 and len(record["offsets"]) >= 3
         for key, values in record["values"].items():
             assert len(values) == len(record["offsets"]), key

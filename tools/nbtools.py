@@ -650,8 +650,13 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.paths:
             path = path.resolve()
             print(f"seed sweep of {path.relative_to(ROOT)} ...", flush=True)
-            record = seed_sweep(path, rev=args.rev)
             out = ROOT / "aigc_utils" / "assets" / "seeds" / f"{path.stem}.json"
+            rel = path.relative_to(ROOT).as_posix()
+            if out.exists() and json.loads(out.read_text())["notebook"] != rel:
+                print(f"  {out.name} belongs to another notebook; not swept: {rel}")
+                failed += 1
+                continue
+            record = seed_sweep(path, rev=args.rev)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=1) + "\n")
             print(seed_table(record))

@@ -87,9 +87,19 @@ def printed_precision(value: float) -> float:
 
 
 def seed_record(notebook: Path) -> dict:
-    """The seed sweep of ``notebook`` (``{}`` when none was recorded)."""
+    """The seed sweep of ``notebook`` (``{}`` when none was recorded).
+
+    Records are named by the notebook's stem and say which notebook they
+    belong to (two chapters may share a stem, e.g. ``02_math/vae`` and
+    ``04_autoencoders/vae``: a record serves only the notebook it names).
+    """
     path = SEEDS_DIR / f"{notebook.stem}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    record = json.loads(path.read_text())
+    rel = Path(notebook).resolve()
+    rel = rel.relative_to(ROOT).as_posix() if rel.is_relative_to(ROOT) else None
+    return record if record.get("notebook") == rel else {}
 
 
 def spreads(record: dict) -> dict[str, float]:
