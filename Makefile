@@ -11,6 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NOTEBOOKS := $(shell find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 NB ?= $(NOTEBOOKS)
+GRADES ?= grades.csv
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 # Offline machines keep the data next to the project; readers download it.
@@ -19,7 +20,7 @@ export AIGC_DATA_DIR ?= $(abspath ../shared/data)
 endif
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup book test check unit notebooks integrity browser execute timings lab lint clean distclean long-runs student seeds
+.PHONY: help setup book test check unit notebooks integrity browser execute timings lab lint clean distclean long-runs student seeds grade colab
 
 help:
 	@echo "make book     build the website into _build/html"
@@ -30,6 +31,8 @@ help:
 	@echo "make timings  how long each notebook takes to run"
 	@echo "make long-runs  retrain the shipped long-run weights (GPU if present; about two hours on 2 CPU cores)"
 	@echo "make student  notebooks without solutions or outputs, for students, in _build/student"
+	@echo "make grade SUBMISSIONS=dir   run each student's notebooks (dir/STUDENT/CHAPTER.ipynb), one CSV row per exercise in grades.csv (GRADES=...)"
+	@echo "make colab    Colab editions of the chapters (MyST resolved), in colab/student and colab/teacher"
 	@echo "make lab      open JupyterLab"
 	@echo "make clean    remove build outputs (distclean also removes .venv)"
 
@@ -72,6 +75,7 @@ check: unit integrity book browser
 
 execute: $(STAMP)
 	$(BIN)/python tools/nbtools.py execute $(NB)
+	$(BIN)/python tools/colab.py  # the Colab editions carry the new numbers
 
 seeds: $(STAMP)
 	PYTHONPATH=tools $(BIN)/python tools/nbtools.py seeds $(NB)
@@ -86,6 +90,15 @@ student: $(STAMP)
 	rm -rf _build/student
 	$(BIN)/python tools/nbtools.py student _build/student
 	@echo "The student notebooks are in $(abspath _build/student)/notebooks"
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "Say where the submissions are:" \
+		"make grade SUBMISSIONS=dir (one folder per student, named by the" \
+		"student's id, holding the chapters' notebooks; see tools/grade.py)"; exit 2; }
+	$(BIN)/python tools/grade.py "$(SUBMISSIONS)" --out "$(GRADES)"
+
+colab: $(STAMP)
+	$(BIN)/python tools/colab.py
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab

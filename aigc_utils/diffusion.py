@@ -372,6 +372,8 @@ class Diffusion(nn.Module):
         if known is not None and known.shape != (n, *shape):
             raise ValueError(f"known must have shape {(n, *shape)}")
         labels = self._labels(labels, n)
+        if guidance != 0 and labels is None:
+            raise ValueError("guidance needs labels: it contrasts them with the null label")
         device = next(self.net.parameters()).device
         ts = self.schedule.timesteps(steps)
         outs = []

@@ -425,6 +425,21 @@ def test_checkpoint_from_other_config_is_refused(tmp_path) -> None:
         load_checkpoint(path, nn.Linear(4, 2), OtherConfig())
 
 
+class _Payload:
+    """An arbitrary object: unpickling it would run code of the file's choosing."""
+
+    def __reduce__(self):  # noqa: ANN204
+        return (print, ("this must never run",))
+
+
+def test_checkpoint_with_a_pickled_object_is_refused(tmp_path, capsys) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"config": {}, "state_dict": {}, "extra": _Payload()}, path)
+    with pytest.raises(ValueError, match="not a loadable checkpoint"):
+        load_checkpoint(path, nn.Linear(1, 1), TinyConfig())
+    assert "must never run" not in capsys.readouterr().out
+
+
 def test_checkpoint_bad_files(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "none.pt", nn.Linear(1, 1), TinyConfig())

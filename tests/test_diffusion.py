@@ -349,3 +349,12 @@ def test_min_snr_weighting() -> None:
 
     with pytest.raises(ValueError, match="min_snr_gamma"):
         Diffusion(ConstantEps(), schedule, min_snr_gamma=0.0)
+
+
+def test_guidance_on_an_unconditional_model_is_an_error() -> None:
+    net = MLPDenoiser(MLPDenoiserConfig(hidden=8))
+    model = Diffusion(net, NoiseSchedule(20))
+    with pytest.raises(ValueError, match="guidance needs labels"):
+        model.sample(2, (2,), guidance=1.0, steps=2)
+    with pytest.raises(ValueError, match="unconditional: pass no labels"):
+        model.sample(2, (2,), labels=torch.tensor([0, 1]), steps=2)

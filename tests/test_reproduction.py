@@ -184,6 +184,8 @@ def test_no_chapter_stops_training_on_the_clock_or_gates_a_time() -> None:
         "Training takes 76 s here.",
         "Running it takes about four minutes.",
         "The latent step is 12.8x cheaper.",
+        "The spelling score fell by -0.006.",
+        "The gap was (-0.15 nats) after training.",
     ],
 )
 def test_a_typed_measured_number_is_found(text: str) -> None:
@@ -200,6 +202,7 @@ def test_a_typed_measured_number_is_found(text: str) -> None:
         "The code `lr = 3e-4 * 0.5` and the math $\\sigma = 0.5$ are skipped.",
         "```python\nx = 1.5\n```",
         "See [the docs](https://example.org/v2.0/).",
+        "Claude-3.5 and top-0.9 sampling are names, not measurements.",
     ],
 )
 def test_glued_literal_code_and_settings_pass(text: str) -> None:

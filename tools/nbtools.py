@@ -379,17 +379,22 @@ def tags(cell: nbformat.NotebookNode) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
+def python_only(source: str) -> str:
+    """``source`` with its IPython magics and shell escapes blanked, so that
+    ``ast`` can parse the rest (line numbers stay)."""
+    return "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line
+        for line in source.splitlines()
+    )
+
+
 def has_placeholder(source: str) -> bool:
     """Whether ``source`` assigns ``None`` or ``...`` to a name (the placeholder).
 
     Lines that are IPython magics or shell escapes are ignored.
     """
-    lines = [
-        "" if line.lstrip().startswith(("%", "!")) else line
-        for line in source.splitlines()
-    ]
     try:
-        tree = ast.parse("\n".join(lines))
+        tree = ast.parse(python_only(source))
     except SyntaxError:
         return False
 
@@ -539,10 +544,17 @@ def seed_sweep(
                 copy.deepcopy(nb), allow_errors=True, cwd=path.parent
             )
             print(f"  seed offset {offset}: {seconds:.0f} s", flush=True)
-            for i, cell in enumerate(code_cells(done)):
-                for out in cell.outputs:
-                    if out.output_type == "error":
-                        print(f"  cell {i + 1}: {out.ename}: {out.evalue[:300]}")
+            errors = [
+                f"cell {i + 1}: {out.ename}: {out.evalue[:300]}"
+                for i, cell in enumerate(code_cells(done))
+                for out in cell.outputs
+                if out.output_type == "error"
+            ]
+            if errors:  # a crashed run measures nothing: no record from it
+                raise RuntimeError(
+                    f"{path.name} raised under seed offset {offset}:\n  "
+                    + "\n  ".join(errors)
+                )
             runs.append(
                 repro.parse(
                     "\n".join(repro.stream_text(c.outputs) for c in code_cells(done))

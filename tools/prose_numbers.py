@@ -47,7 +47,7 @@ _UNIT = (
     r"GFLOP/s|FLOP/s|it/s|steps?/s|updates? per second)"
 )
 NUMBER = re.compile(
-    r"(?<![\w.,/-])(?:"
+    r"(?<![\w.,/])(?<![\w.,/]-)(?:"  # "-0.5" counts; "top-0.9" does not
     r"\d[\d,]*\.\d+(?:\s*(?:%|x\b|×))?"  # 1.63, 12.8x, 0.5%
     r"|\d[\d,]*\s*(?:%|×|x\b|per ?cent\b)"  # 95%, 3×
     r"|\d[\d,]*\s+" + _UNIT + r"\b"  # 76 s, 30 minutes
