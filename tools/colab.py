@@ -122,7 +122,7 @@ class Book:
             docname = path.relative_to(root).with_suffix("").as_posix()
             nb = nbformat.read(path, as_version=4)
             book.notebooks[docname] = nb
-            for name, text in glue_records(nb).items():
+            for name, text in nbtools.glue_texts(nb).items():
                 if name in book.glue:
                     raise ValueError(
                         f"{name!r} is glued by both {book.glue[name][0]} and {docname}"
@@ -141,18 +141,6 @@ class Book:
         book.terms = glossary_anchors((root / f"{GLOSSARY}.md").read_text("utf-8"))
         book.bib = bibliography(root)
         return book
-
-
-def glue_records(nb: nbformat.NotebookNode) -> dict[str, str]:
-    """``{name: text/plain}`` of every value ``nb`` glued (MyST-NB's records)."""
-    found = {}
-    for cell in nbtools.code_cells(nb):
-        for out in cell.get("outputs", []):
-            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            text = out.get("data", {}).get(GLUE_MIME)
-            if name and text is not None:
-                found[name] = text
-    return found
 
 
 def page_title(markdown: str, docname: str) -> str:
@@ -531,14 +519,22 @@ def editions(book: Book) -> dict[tuple[str, str], str]:
     }
 
 
+def orphans(texts: dict[tuple[str, str], str], out: Path) -> list[Path]:
+    """The edition files under ``out`` that belong to no chapter any more."""
+    wanted = {colab_path(d, v, out) for d, v in texts}
+    return [
+        path
+        for variant in VARIANTS
+        for path in sorted((out / variant).rglob("*.ipynb"))
+        if path not in wanted
+    ]
+
+
 def write(out: Path = COLAB_DIR, root: Path = ROOT) -> int:
     """Write every edition under ``out``, remove stale ones; returns the count."""
     texts = editions(Book.load(root))
-    wanted = {colab_path(d, v, out) for d, v in texts}
-    for variant in VARIANTS:
-        for stale in sorted((out / variant).rglob("*.ipynb")):
-            if stale not in wanted:
-                stale.unlink()
+    for stale in orphans(texts, out):
+        stale.unlink()
     for (docname, variant), text in texts.items():
         path = colab_path(docname, variant, out)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -557,11 +553,8 @@ def lagging(out: Path = COLAB_DIR, root: Path = ROOT) -> list[str]:
             problems.append(f"{path.relative_to(root)} is missing")
         elif path.read_text(encoding="utf-8") != text:
             problems.append(f"{path.relative_to(root)} lags {docname}.ipynb")
-    wanted = {colab_path(d, v, out) for d, v in texts}
-    for variant in VARIANTS:
-        for extra in sorted((out / variant).rglob("*.ipynb")):
-            if extra not in wanted:
-                problems.append(f"{extra.relative_to(root)} has no chapter")
+    for extra in orphans(texts, out):
+        problems.append(f"{extra.relative_to(root)} has no chapter")
     return problems
 
 

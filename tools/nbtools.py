@@ -211,18 +211,27 @@ def execute(path: Path, timeout: int = 1800) -> float:
     return seconds
 
 
-def glued_values(nb: nbformat.NotebookNode) -> dict[str, float]:
-    """``{name: value}`` of every number ``nb`` glued (MyST-NB's records)."""
-    values = {}
+def glue_texts(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """``{name: text/plain}`` of every value ``nb`` glued (MyST-NB's records)."""
+    found = {}
     for cell in code_cells(nb):
         for out in cell.get("outputs", []):
             name = out.get("metadata", {}).get("scrapbook", {}).get("name")
             text = out.get("data", {}).get("application/papermill.record/text/plain")
             if name and text is not None:
-                try:
-                    values[name] = float(text)
-                except ValueError:
-                    continue
+                found[name] = text
+    return found
+
+
+def glued_values(nb: nbformat.NotebookNode) -> dict[str, float]:
+    """``{name: value}`` of every number ``nb`` glued (texts that are not
+    numbers are left out)."""
+    values = {}
+    for name, text in glue_texts(nb).items():
+        try:
+            values[name] = float(text)
+        except ValueError:
+            continue
     return values
 
 
